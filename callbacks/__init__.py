@@ -1,0 +1,1 @@
+"""Lightning callbacks: the EMA teacher and training-time diagnostics."""

@@ -1,0 +1,1 @@
+"""Format readers, Parquet shards and LightningDataModules for ECG pretraining and probes."""
