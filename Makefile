@@ -1,0 +1,83 @@
+# ecg-dino: every target creates or reuses .venv by itself, so each works on a fresh clone.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ECG := $(VENV)/bin/ecg-dino
+# On a CPU-only machine the pinned CPU wheel keeps CUDA packages out; on a GPU cluster use e.g. TORCH_SPEC="torch>=2.4".
+TORCH_SPEC ?= torch==2.13.0
+
+EXP ?= pretrain_debug_cpu
+GPUS ?=
+NODES ?= 1
+RESUME ?=
+CKPT ?= last
+PTBXL ?= ../shared/data/ptbxl
+MITDB ?= ../shared/data/mitdb
+SOURCE ?=
+RAW ?=
+OUT ?=
+ARGS ?=
+
+last_ckpt = $(shell ls -t runs/*/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
+exp_last_ckpt = $(shell ls -t runs/$(EXP)/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
+CKPT_PATH = $(if $(filter last,$(CKPT)),$(last_ckpt),$(CKPT))
+RESUME_PATH = $(if $(filter last,$(RESUME)),$(exp_last_ckpt),$(RESUME))
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $@
+
+.PHONY: help
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(VENV)/.installed ## Create .venv and install ecg-dino with its dev tools
+
+.PHONY: demo
+demo: pretrain probe-ptbxl ## The main job: pretrain on the embedded dataset, then probe PTB-XL
+
+.PHONY: pretrain
+pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=M, RESUME=last|path, ARGS=...)
+	$(ECG) fit --config experiments/$(EXP).yaml \
+	  $(if $(GPUS),--trainer.accelerator=gpu --trainer.devices=$(GPUS) --trainer.num_nodes=$(NODES),) \
+	  $(if $(RESUME),--ckpt_path=$(RESUME_PATH),) $(ARGS)
+
+.PHONY: prepare
+prepare: $(VENV)/.installed ## Convert a raw download to Parquet shards (SOURCE=ptbxl|mitdb|... RAW=dir OUT=dir)
+	$(ECG) prepare --source $(SOURCE) --raw $(RAW) --out $(OUT) $(ARGS)
+
+.PHONY: probe-ptbxl
+probe-ptbxl: $(VENV)/.installed ## PTB-XL linear probe (CKPT=last|path PTBXL=dir)
+	$(ECG) probe-ptbxl --ckpt "$(CKPT_PATH)" --ptbxl $(PTBXL) $(ARGS)
+
+.PHONY: probe-mitbih
+probe-mitbih: $(VENV)/.installed ## MIT-BIH beat probe, DS1 -> DS2 (CKPT=last|path MITDB=dir)
+	$(ECG) probe-mitbih --ckpt "$(CKPT_PATH)" --mitdb $(MITDB) $(ARGS)
+
+.PHONY: tensorboard
+tensorboard: $(VENV)/.installed ## Open TensorBoard on runs/
+	$(VENV)/bin/tensorboard --logdir runs
+
+.PHONY: test
+test: $(VENV)/.installed ## Run the test suite (the CI command)
+	$(PY) -m pytest -n 2 -q
+
+.PHONY: test-fast
+test-fast: $(VENV)/.installed ## Tests without the slow (multi-process, real-data) ones
+	$(PY) -m pytest -n 2 -q -m "not slow"
+
+.PHONY: lint
+lint: $(VENV)/.installed ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+.PHONY: bench
+bench: $(VENV)/.installed ## Benchmarks: training step (MFU) and data pipeline
+	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/data_pipeline.py

@@ -1,0 +1,70 @@
+"""Load a frozen backbone from a Lightning checkpoint, a consolidated checkpoint or a safetensors export.
+
+Every path loads tensors only (``torch.load(weights_only=True)`` or safetensors): no pickle from files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from ecg_dino.model.vit import ECGViT, build_vit
+
+SAFETENSORS_CONFIG_KEY = "ecg_dino_backbone"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a loadable ecg-dino backbone; the message names the file."""
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """``torch.load`` with ``weights_only=True``; a clear error naming the file otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise CheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({e})") from e
+
+
+def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """(backbone config, backbone state dict) of ``which`` branch (teacher or student) of a checkpoint."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if SAFETENSORS_CONFIG_KEY not in meta:
+                raise CheckpointError(f"{path}: safetensors file without an ecg-dino backbone config")
+            return json.loads(meta[SAFETENSORS_CONFIG_KEY]), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    ckpt = read_checkpoint(path)
+    hparams = ckpt.get("hyper_parameters", {})
+    if "state_dict" not in ckpt or "backbone" not in hparams:
+        raise CheckpointError(f"{path}: not an ecg-dino pretraining checkpoint (no state_dict/backbone config)")
+    prefix = f"{which}.backbone."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    if not state:
+        raise CheckpointError(f"{path}: holds no '{which}' backbone weights")
+    return {"size": "tiny", **(hparams["backbone"] or {})}, state
+
+
+def load_backbone(path: str | Path, which: str = "teacher") -> ECGViT:
+    """The ``which`` backbone of a checkpoint, in eval mode, with every weight matched by name and shape."""
+    config, state = backbone_state(path, which)
+    model = build_vit(**config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the backbone {config}: {e}") from e
+    return model.eval()
+
+
+def export_safetensors(model: ECGViT, config: dict[str, Any], path: str | Path) -> None:
+    """Write the backbone's weights with its config in the safetensors metadata (one self-contained file)."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(state, str(path), metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})

@@ -1,0 +1,50 @@
+"""``ecg-dino``: LightningCLI for training (``fit --config experiments/x.yaml``) plus data and probe tools.
+
+Lightning ships no ``lightning run`` command; experiment YAMLs run as ``ecg-dino fit --config <yaml>``.
+The YAML is read with jsonargparse's safe loader and layered on ``configs/defaults.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.cli import LightningCLI
+
+DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
+# Tools that are not Lightning subcommands: name -> module with ``main(argv) -> int``.
+TOOLS = {
+    "prepare": "datamodules.prepare",
+    "download": "datamodules.download",
+    "embed": "ecg_dino.embed",
+    "export": "ecg_dino.export",
+    "consolidate": "ecg_dino.consolidate",
+    "probe-ptbxl": "ecg_dino.probes.ptbxl",
+    "probe-mitbih": "ecg_dino.probes.mitbih",
+}
+
+
+class ECGDinoCLI(LightningCLI):
+    """LightningCLI whose model and data module are chosen by ``class_path`` in the YAML."""
+
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            parser_kwargs={"fit": {"default_config_files": [str(DEFAULTS)]}},
+            save_config_kwargs={"overwrite": True},
+            args=args,
+            run=run,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        return int(importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0)
+    ECGDinoCLI(args=argv)
+    return 0

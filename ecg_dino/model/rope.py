@@ -1,0 +1,54 @@
+"""Rotary position embedding over time in seconds, so crops of any offset and length share one geometry."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class TimeRoPE(nn.Module):
+    """Angles ``2π·t/period`` for log-spaced periods between ``min_period_s`` and ``max_period_s``.
+
+    Patch ``p`` of a crop sits at ``t = (p + 0.5) · patch_seconds``; attention sees only time differences, so
+    the same beat gives the same relative geometry in a 2 s local crop and a 10 s global crop. Leads share
+    the time axis: the same instant in two leads has the same angle, and the lead embedding tells them apart.
+    """
+
+    def __init__(self, head_dim: int, min_period_s: float = 0.1, max_period_s: float = 100.0) -> None:
+        super().__init__()
+        if head_dim % 2:
+            raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
+        self.head_dim = head_dim
+        self.min_period_s = min_period_s
+        self.max_period_s = max_period_s
+        self.register_buffer("inv_period", self._inv_period(), persistent=False)
+
+    def _inv_period(self) -> torch.Tensor:
+        n = self.head_dim // 2
+        periods = torch.logspace(math.log10(self.min_period_s), math.log10(self.max_period_s), n)
+        return 2 * math.pi / periods
+
+    def init_weights(self) -> None:
+        # The buffer is not persistent, so a meta-device build must recompute it on the real device.
+        self.inv_period = self._inv_period().to(self.inv_period.device)
+
+    def forward(self, times_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """times_s [N] -> (sin, cos), each [N, head_dim] (halves repeated, for ``rotate_half``)."""
+        angles = times_s[:, None].float() * self.inv_period[None, :]  # [N, head_dim/2]
+        angles = torch.cat([angles, angles], dim=-1)  # [N, head_dim]
+        return angles.sin(), angles.cos()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor, n_prefix: int) -> torch.Tensor:
+    """Rotate the patch tokens of x [B, H, N, hd]; the first ``n_prefix`` tokens (class, registers) stay."""
+    prefix, patches = x[:, :, :n_prefix], x[:, :, n_prefix:]
+    dtype = patches.dtype
+    patches = patches.float() * cos + rotate_half(patches.float()) * sin
+    return torch.cat([prefix, patches.to(dtype)], dim=2)

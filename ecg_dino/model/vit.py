@@ -1,0 +1,239 @@
+"""A lead-agnostic ECG Vision Transformer: class token, register tokens and per-lead time-patch tokens.
+
+Pre-norm blocks with LayerScale and drop-path, ``scaled_dot_product_attention`` with a key-padding mask
+(absent leads and padded time are never attended to), and rotary position embedding over time in seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ecg_dino.model.rope import TimeRoPE, apply_rope
+from ecg_dino.model.tokenizer import ECGInputError, PatchTokenizer
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int, init_value: float) -> None:
+        super().__init__()
+        self.init_value = init_value
+        self.gamma = nn.Parameter(torch.empty(dim))
+
+    def init_weights(self) -> None:
+        nn.init.constant_(self.gamma, self.init_value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gamma
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample while training."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], *([1] * (x.ndim - 1))).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], n_prefix: int,
+                attn_mask: torch.Tensor | None) -> torch.Tensor:
+        B, N, D = x.shape
+        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, *rope, n_prefix), apply_rope(k, *rope, n_prefix)  # [B, H, N, hd]
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.proj(x.transpose(1, 2).reshape(B, N, D))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float,
+                 drop_path: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads)
+        self.ls1 = LayerScale(dim, layerscale_init)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+        self.ls2 = LayerScale(dim, layerscale_init)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], n_prefix: int,
+                attn_mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), rope, n_prefix, attn_mask)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+
+
+class ECGViT(nn.Module):
+    """Encode ECGs with any lead set into a global (class) embedding and one embedding per patch."""
+
+    def __init__(
+        self,
+        embed_dim: int = 192,
+        depth: int = 12,
+        num_heads: int = 3,
+        mlp_ratio: float = 4.0,
+        num_registers: int = 4,
+        sample_rate_hz: float = 250.0,
+        patch_seconds: float = 0.2,
+        layerscale_init: float = 1e-5,
+        drop_path_rate: float = 0.0,
+        rope_min_period_s: float = 0.1,
+        rope_max_period_s: float = 100.0,
+        check_inputs: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        patch_samples = sample_rate_hz * patch_seconds
+        if abs(patch_samples - round(patch_samples)) > 1e-6:
+            raise ValueError(f"patch of {patch_seconds} s is not a whole number of samples at {sample_rate_hz} Hz")
+        self.sample_rate_hz = sample_rate_hz
+        self.patch_seconds = patch_seconds
+        self.patch_samples = round(patch_samples)
+        self.embed_dim = embed_dim
+        self.num_registers = num_registers
+        self.check_inputs = check_inputs
+        self.grad_checkpointing = False
+        self.tokenizer = PatchTokenizer(self.patch_samples, embed_dim)
+        self.cls_token = nn.Parameter(torch.empty(1, 1, embed_dim))
+        self.register_tokens = nn.Parameter(torch.empty(1, num_registers, embed_dim))
+        self.rope = TimeRoPE(embed_dim // num_heads, rope_min_period_s, rope_max_period_s)
+        dpr = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, layerscale_init, dpr[i]) for i in range(depth)
+        )
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def init_weights(self) -> None:
+        """Initialise every parameter; separate from ``__init__`` so meta-device and sharded builds work."""
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+        nn.init.trunc_normal_(self.register_tokens, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
+            elif m is not self and hasattr(m, "init_weights"):
+                m.init_weights()
+
+    def no_weight_decay(self) -> set[str]:
+        return {"cls_token", "register_tokens", "tokenizer.mask_token", "tokenizer.lead_embed.weight"}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def _check(self, signal: torch.Tensor, lead_ids: torch.Tensor, valid_samples: torch.Tensor,
+               sample_rate_hz: float | None) -> None:
+        if sample_rate_hz is not None and abs(float(sample_rate_hz) - self.sample_rate_hz) > 1e-6:
+            raise ECGInputError(
+                f"signal sampled at {float(sample_rate_hz)} Hz but the model expects {self.sample_rate_hz} Hz;"
+                " resample first"
+            )
+        if signal.ndim != 3 or lead_ids.shape != signal.shape[:2]:
+            raise ECGInputError(f"expected signal [B, L, T] and lead_ids [B, L], got {tuple(signal.shape)} "
+                                f"and {tuple(lead_ids.shape)}")
+        if self.check_inputs:
+            if int(valid_samples.min()) < self.patch_samples:
+                raise ECGInputError(
+                    f"crop of {int(valid_samples.min())} samples is shorter than one patch "
+                    f"({self.patch_samples} samples = {self.patch_seconds} s)"
+                )
+            if not bool(torch.isfinite(signal).all()):
+                raise ECGInputError("signal holds NaN or Inf samples")
+
+    def forward_features(
+        self,
+        signal: torch.Tensor,
+        lead_ids: torch.Tensor,
+        lead_mask: torch.Tensor | None = None,
+        valid_samples: torch.Tensor | None = None,
+        ibot_mask: torch.Tensor | None = None,
+        sample_rate_hz: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """signal [B, L, T] mV -> {cls [B, D], registers [B, R, D], patches [B, L, P, D], patch_mask [B, L, P]}."""
+        B, L, T = signal.shape
+        if lead_mask is None:
+            lead_mask = torch.ones(B, L, dtype=torch.bool, device=signal.device)
+        if valid_samples is None:
+            valid_samples = torch.full((B,), T, dtype=torch.long, device=signal.device)
+        self._check(signal, lead_ids, valid_samples, sample_rate_hz)
+        patches, patch_mask = self.tokenizer(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
+        P = patches.shape[2]
+        n_prefix = 1 + self.num_registers
+        x = torch.cat(
+            [self.cls_token.expand(B, -1, -1), self.register_tokens.expand(B, -1, -1),
+             patches.flatten(1, 2)],  # [B, L*P, D]
+            dim=1,
+        )  # [B, N, D]
+        times_s = (torch.arange(P, device=x.device) + 0.5) * self.patch_seconds
+        rope = self.rope(times_s.repeat(L))  # each [L*P, hd]
+        attn_mask = None
+        if not bool(patch_mask.all()):
+            keep = torch.cat([patch_mask.new_ones(B, n_prefix), patch_mask.flatten(1)], dim=1)  # [B, N]
+            attn_mask = keep[:, None, None, :]  # [B, 1, 1, N]
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training:
+                x = checkpoint(block, x, rope, n_prefix, attn_mask, use_reentrant=False)
+            else:
+                x = block(x, rope, n_prefix, attn_mask)
+        x = self.norm(x)
+        return {
+            "cls": x[:, 0],
+            "registers": x[:, 1:n_prefix],
+            "patches": x[:, n_prefix:].reshape(B, L, P, -1),
+            "patch_mask": patch_mask,
+        }
+
+    def forward(self, signal: torch.Tensor, lead_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """The global embedding: the class token [B, D]."""
+        return self.forward_features(signal, lead_ids, **kwargs)["cls"]
+
+
+_SIZES = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "small": dict(embed_dim=384, depth=12, num_heads=6),
+    "base": dict(embed_dim=768, depth=12, num_heads=12),
+    "large": dict(embed_dim=1024, depth=24, num_heads=16),
+}
+
+
+def build_vit(size: str, **kwargs: Any) -> ECGViT:
+    """A ViT of a named size; keyword arguments override the size's defaults (e.g. ``depth=4``)."""
+    if size not in _SIZES:
+        raise ValueError(f"unknown ViT size {size!r}; choose from {', '.join(_SIZES)}")
+    return ECGViT(**{**_SIZES[size], **kwargs})
+
+
+def vit_tiny(**kwargs: Any) -> ECGViT:
+    return build_vit("tiny", **kwargs)
+
+
+def vit_small(**kwargs: Any) -> ECGViT:
+    return build_vit("small", **kwargs)
+
+
+def vit_base(**kwargs: Any) -> ECGViT:
+    return build_vit("base", **kwargs)
+
+
+def vit_large(**kwargs: Any) -> ECGViT:
+    return build_vit("large", **kwargs)
+
+
+__all__ = ["ECGInputError", "ECGViT", "build_vit", "vit_base", "vit_large", "vit_small", "vit_tiny"]
