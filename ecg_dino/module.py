@@ -170,29 +170,25 @@ class DinoPretrainModule(L.LightningModule):
             "patch_probs": patch_probs,
         }
 
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+    def compute_losses(self, batch: dict[str, Any], step: int, teacher_temp: float) -> dict[str, torch.Tensor]:
+        """Every loss term of one step, plus collapse diagnostics; ``loss`` is the weighted total."""
         hp = self.hparams
-        step = self.global_step
-        self._apply_optimizer_schedules(step)
-        self._maybe_refresh_gram_teacher(step)
         g, loc, rate = batch["global"], batch["local"], batch["sample_rate_hz"]
         n_global = 2
         B = g["signal"].shape[0] // n_global
         n_local = loc["signal"].shape[0] // B
-        teacher_temp = at(self.schedules["teacher_temp"], step)
-
         g_crops = {**g, "sample_rate_hz": rate}
-        student_backbone = self.student.backbone
-        # Patch validity is known before any forward: it depends only on lead presence and valid length.
-        P = g["signal"].shape[-1] // student_backbone.patch_samples
-        valid_time = torch.arange(P, device=self.device)[None, :] < (g["valid_samples"] // student_backbone.patch_samples)[:, None]
-        patch_mask = g["lead_mask"][:, :, None] & valid_time[:, None, :]  # [G*B, L, P]
+        patch_samples = self.student.backbone.patch_samples
+        # Patch validity depends only on lead presence and valid length, so masks are drawn before any forward.
+        P = g["signal"].shape[-1] // patch_samples
+        in_time = torch.arange(P, device=self.device)[None, :] < (g["valid_samples"] // patch_samples)[:, None]
+        patch_mask = g["lead_mask"][:, :, None] & in_time[:, None, :]  # [G*B, L, P]
         masks = self._ibot_masks(patch_mask, step)
 
         with torch.no_grad():
             teacher = self.forward_teacher(g_crops, masks, teacher_temp, n_global)
-        s_global = student_backbone.forward_features(**g_crops, ibot_mask=masks)
-        s_local = student_backbone.forward_features(**loc, sample_rate_hz=rate)
+        s_global = self.student.backbone.forward_features(**g_crops, ibot_mask=masks)
+        s_local = self.student.backbone.forward_features(**loc, sample_rate_hz=rate)
 
         s_global_logits = self.student.dino_head(s_global["cls"]).view(n_global, B, -1)  # [G, B, K]
         s_local_logits = self.student.dino_head(s_local["cls"]).view(n_local, B, -1)  # [Lc, B, K]
@@ -209,21 +205,31 @@ class DinoPretrainModule(L.LightningModule):
 
         loss = (hp.dino_loss_weight * dino_loss + hp.ibot_loss_weight * ibot_loss
                 + hp.koleo_loss_weight * n_global * koleo_loss)
-        logs = {"train/dino_local_loss": local_loss, "train/dino_global_loss": global_loss,
-                "train/dino_loss": dino_loss, "train/ibot_loss": ibot_loss, "train/koleo_loss": koleo_loss}
+        out = {"dino_local_loss": local_loss, "dino_global_loss": global_loss, "dino_loss": dino_loss,
+               "ibot_loss": ibot_loss, "koleo_loss": koleo_loss}
         if self.gram_teacher is not None and step >= hp.gram_start_step:
             with torch.no_grad():
                 target = self.gram_teacher.backbone.forward_features(**g_crops)["patches"]
             gram_loss = self.gram_loss(s_global["patches"].flatten(1, 2), target.flatten(1, 2),
                                        token_mask=patch_mask.flatten(1))
             loss = loss + hp.gram_loss_weight * gram_loss
-            logs["train/gram_loss"] = gram_loss
-        logs["train/loss"] = loss
+            out["gram_loss"] = gram_loss
+        out["loss"] = loss
+        out.update(self._collapse_diagnostics(teacher, teacher_temp, masks))
+        return out
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        self._apply_optimizer_schedules(step)
+        self._maybe_refresh_gram_teacher(step)
+        teacher_temp = at(self.schedules["teacher_temp"], step)
+        out = self.compute_losses(batch, step, teacher_temp)
+        B = batch["global"]["signal"].shape[0] // 2
+        logs = {k if k.startswith("diag/") else f"train/{k}": v for k, v in out.items()}
         logs["sched/teacher_temp"] = teacher_temp
-        logs.update(self._collapse_diagnostics(teacher, teacher_temp, masks))
-        self.log_dict(logs, on_step=True, on_epoch=False, prog_bar=False, batch_size=B)
-        self.log("loss", loss, prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=B)
-        return loss
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=B)
+        self.log("loss", out["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=B)
+        return out["loss"]
 
     @torch.no_grad()
     def _collapse_diagnostics(self, teacher: dict, teacher_temp: float, masks: torch.Tensor) -> dict:

@@ -1,0 +1,42 @@
+"""Shared fixtures: paths to the real data beside the repo and small pretraining batches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ecg_dino.leads import STANDARD_12, lead_indices
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real PhysioNet data not present at {SHARED_DATA}"
+)
+
+
+def random_crops(n: int, leads: list[str], samples: int, generator: torch.Generator) -> dict:
+    """Crops in the documented batch layout, with every lead present."""
+    return {
+        "signal": torch.randn(n, len(leads), samples, generator=generator),
+        "lead_ids": torch.tensor(lead_indices(leads)).expand(n, -1).contiguous(),
+        "lead_mask": torch.ones(n, len(leads), dtype=torch.bool),
+        "valid_samples": torch.full((n,), samples),
+    }
+
+
+def random_batch(B: int = 4, n_local: int = 2, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "global": random_crops(2 * B, list(STANDARD_12[:6]), 500, g),
+        "local": random_crops(n_local * B, ["II", "V1"], 250, g),
+        "sample_rate_hz": 250.0,
+    }
+
+
+TINY_MODULE = dict(
+    backbone={"size": "tiny", "depth": 2, "embed_dim": 64, "num_heads": 2},
+    num_prototypes=64, ibot_num_prototypes=64, head_hidden_dim=64, head_bottleneck_dim=32,
+    warmup_steps=2, teacher_temp_warmup_steps=2,
+)

@@ -1,0 +1,51 @@
+"""DinoPretrainModule: a short Lightning fit on in-memory batches, losses, gradients, teacher, logs."""
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from conftest import TINY_MODULE, random_batch
+from torch.utils.data import DataLoader
+
+from ecg_dino.module import DinoPretrainModule
+
+
+def loader(n_batches: int = 4) -> DataLoader:
+    batches = [random_batch(seed=i) for i in range(n_batches)]
+    return DataLoader(batches, batch_size=None, shuffle=False)
+
+
+def test_every_student_parameter_gets_a_gradient():
+    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0).train()
+    out = module.compute_losses(random_batch(), step=0, teacher_temp=0.04)
+    assert set(out) >= {"loss", "dino_loss", "ibot_loss", "koleo_loss", "gram_loss", "diag/teacher_cls_std"}
+    out["loss"].backward()
+    trainable = [(n, p) for n, p in module.student.named_parameters() if p.requires_grad]
+    missing = [n for n, p in trainable if p.grad is None]
+    assert missing == []
+    assert all(p.grad is None for p in module.teacher.parameters())
+
+
+def test_teacher_starts_as_student_copy():
+    module = DinoPretrainModule(**TINY_MODULE)
+    for (n, s), t in zip(module.student.named_parameters(), module.teacher.parameters()):
+        torch.testing.assert_close(s, t, msg=n)
+
+
+def test_fit_logs_every_loss_and_moves_teacher(tmp_path: Path):
+    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0, gram_start_step=2, gram_refresh_every=2)
+    teacher_before = [p.clone() for p in module.teacher.parameters()]
+    trainer = L.Trainer(
+        max_steps=4, accelerator="cpu", logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
+        log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader())
+    assert trainer.global_step == 4
+    logged = trainer.logged_metrics
+    for key in ("train/loss", "train/dino_loss", "train/ibot_loss", "train/koleo_loss", "train/gram_loss",
+                "diag/teacher_cls_std", "diag/teacher_mean_entropy", "diag/prototypes_used",
+                "sched/lr", "sched/momentum", "sched/teacher_temp"):
+        assert key in logged, key
+    moved = any(not torch.equal(a, b) for a, b in zip(teacher_before, module.teacher.parameters()))
+    assert moved, "the EMA teacher never changed"
+    assert list((tmp_path / "t").rglob("events.out.tfevents.*")), "no TensorBoard event file"
