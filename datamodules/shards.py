@@ -43,12 +43,15 @@ SCHEMA = pa.schema(
     ]
 )
 INT16_MAX = 32767
+# ECG front ends resolve 1–5 µV; a finer step stores only noise bits, which zstd cannot compress.
+MIN_STEP_MV = 1e-3
 
 
 def quantise(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 [L, T] mV -> (int16 [L, T], scale_mv [L]); the peak of each lead maps to ±32767."""
+    """float32 [L, T] mV -> (int16 [L, T], scale_mv [L]): a 1 µV step, coarser only where a lead's peak
+    exceeds ±32.767 mV."""
     peak = np.abs(signal).max(axis=1)
-    scale = np.where(peak > 0, peak / INT16_MAX, 1.0).astype(np.float32)
+    scale = np.maximum(peak / INT16_MAX, MIN_STEP_MV).astype(np.float32)
     q = np.rint(signal / scale[:, None]).clip(-INT16_MAX, INT16_MAX).astype("<i2")
     return q, scale
 

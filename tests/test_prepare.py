@@ -16,7 +16,7 @@ from scipy.signal import resample_poly
 
 from datamodules import download
 from datamodules.prepare import main, parse_folds, parse_names
-from datamodules.shards import file_sha256, iter_records
+from datamodules.shards import MIN_STEP_MV, file_sha256, iter_records
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
@@ -54,7 +54,7 @@ def resampled(signal_mv: np.ndarray, rate_in: float) -> np.ndarray:
 
 def assert_within_int16(stored: np.ndarray, reference: np.ndarray) -> None:
     """Stored (int16 + per-lead scale) equals the reference to half a quantisation step."""
-    step = np.abs(reference).max(axis=1, keepdims=True) / 32767
+    step = np.maximum(np.abs(reference).max(axis=1, keepdims=True) / 32767, MIN_STEP_MV)
     assert np.all(np.abs(stored - reference) <= step / 2 + 1e-5)
 
 
