@@ -1,0 +1,146 @@
+"""DINO multi-crop for ECGs: global crops on (most of) the leads, local crops on short lead subsets.
+
+A sample leaving a worker is ``{"global": crops, "local": crops, "sample_rate_hz": float}`` with numpy
+``crops = {"signal": [C, L, T], "lead_ids": [C, L], "lead_mask": [C, L], "valid_samples": [C]}``; present
+leads come first in each crop, absent ones are zero with ``lead_mask`` False and ``lead_ids`` 0.
+``collate_multicrop`` pads leads across the batch and lays the crops out crop-major (docs/INTERFACES.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+GROUPS = ("global", "local")
+
+
+def _time_gather(signal: np.ndarray, lead_idx: np.ndarray, crop_samples: int, rng: np.random.Generator):
+    """Cut one crop per row of ``lead_idx`` [C, L] at a random offset; short records are zero-padded."""
+    n_samples = signal.shape[1]
+    n_crops = lead_idx.shape[0]
+    starts = rng.integers(0, max(n_samples - crop_samples, 0) + 1, size=n_crops)
+    if n_samples < crop_samples:
+        signal = np.pad(signal, ((0, 0), (0, crop_samples - n_samples)))
+    windows = np.lib.stride_tricks.sliding_window_view(signal, crop_samples, axis=1)  # [L, starts, T] view
+    crops = windows[lead_idx, starts[:, None]]  # [C, L, T]
+    valid = np.full(n_crops, min(n_samples, crop_samples), dtype=np.int64)
+    return crops, valid
+
+
+def _crops(signal, lead_ids, lead_idx, lead_mask, crop_samples, rng) -> dict[str, np.ndarray]:
+    crops, valid = _time_gather(signal, lead_idx, crop_samples, rng)
+    crops *= lead_mask[:, :, None]
+    return {
+        "signal": crops.astype(np.float32, copy=False),
+        "lead_ids": np.where(lead_mask, lead_ids[lead_idx], 0).astype(np.int64),
+        "lead_mask": lead_mask,
+        "valid_samples": valid,
+    }
+
+
+class MultiCrop:
+    """Random global and local crops of one ECG window (DINO views), with lead dropout.
+
+    Global crops (``global_crop_seconds``) keep every lead except that each lead is dropped with
+    probability ``global_lead_drop`` independently per crop, always keeping ``global_min_leads`` (or all,
+    if the record has fewer). Local crops (``local_crop_seconds``) each take a random subset of
+    ``local_min_leads``..``local_max_leads`` leads. Every crop has its own random time offset.
+    """
+
+    def __init__(
+        self,
+        global_crop_seconds: float = 6.0,
+        local_crop_seconds: float = 2.0,
+        n_global_crops: int = 2,
+        n_local_crops: int = 8,
+        global_lead_drop: float = 0.25,
+        global_min_leads: int = 1,
+        local_min_leads: int = 1,
+        local_max_leads: int = 4,
+    ) -> None:
+        if not 0.0 <= global_lead_drop < 1.0:
+            raise ValueError(f"global_lead_drop must be in [0, 1), got {global_lead_drop}")
+        if not 1 <= local_min_leads <= local_max_leads:
+            raise ValueError(
+                f"need 1 <= local_min_leads <= local_max_leads, got {local_min_leads}, {local_max_leads}"
+            )
+        if global_min_leads < 1 or n_global_crops < 1 or n_local_crops < 0:
+            raise ValueError("need global_min_leads >= 1, n_global_crops >= 1 and n_local_crops >= 0")
+        self.global_crop_seconds = global_crop_seconds
+        self.local_crop_seconds = local_crop_seconds
+        self.n_global_crops = n_global_crops
+        self.n_local_crops = n_local_crops
+        self.global_lead_drop = global_lead_drop
+        self.global_min_leads = global_min_leads
+        self.local_min_leads = local_min_leads
+        self.local_max_leads = local_max_leads
+
+    def crop_samples(self, sample_rate_hz: float) -> tuple[int, int]:
+        """(global, local) crop lengths in samples at ``sample_rate_hz``."""
+        return round(self.global_crop_seconds * sample_rate_hz), round(
+            self.local_crop_seconds * sample_rate_hz
+        )
+
+    def __call__(
+        self, signal: np.ndarray, lead_ids: np.ndarray, sample_rate_hz: float, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """``signal`` float32 [L, T] mV with ``lead_ids`` [L] -> one multi-crop sample (see module doc)."""
+        n_leads = signal.shape[0]
+        t_global, t_local = self.crop_samples(sample_rate_hz)
+
+        # Global: drop leads at random, but the top-`keep_min` leads by a random score always stay.
+        keep_min = min(self.global_min_leads, n_leads)
+        score = rng.random((self.n_global_crops, n_leads))
+        keep = score >= self.global_lead_drop
+        forced = np.argsort(-(score + keep), axis=1)[:, :keep_min]
+        np.put_along_axis(keep, forced, True, axis=1)
+        global_idx = np.argsort(~keep, axis=1, kind="stable")  # present leads first, in record order
+        global_mask = np.take_along_axis(keep, global_idx, axis=1)
+
+        # Local: a random permutation of the leads, of which the first k (drawn per crop) are present.
+        max_leads = min(self.local_max_leads, n_leads)
+        n_present = rng.integers(min(self.local_min_leads, max_leads), max_leads + 1, size=self.n_local_crops)
+        local_idx = np.argsort(rng.random((self.n_local_crops, n_leads)), axis=1)[:, :max_leads]
+        local_mask = np.arange(max_leads)[None, :] < n_present[:, None]
+
+        return {
+            "global": _crops(signal, lead_ids, global_idx, global_mask, t_global, rng),
+            "local": _crops(signal, lead_ids, local_idx, local_mask, t_local, rng),
+            "sample_rate_hz": float(sample_rate_hz),
+        }
+
+
+def _collate_group(crops: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    """Stack one crop group of B samples crop-major (row c*B + b), padding leads to the batch maximum."""
+    B = len(crops)
+    C, _, T = crops[0]["signal"].shape
+    L = max(c["signal"].shape[1] for c in crops)
+    signal = np.zeros((C, B, L, T), dtype=np.float32)
+    lead_ids = np.zeros((C, B, L), dtype=np.int64)
+    lead_mask = np.zeros((C, B, L), dtype=bool)
+    valid = np.empty((C, B), dtype=np.int64)
+    for b, c in enumerate(crops):
+        n = c["signal"].shape[1]
+        signal[:, b, :n] = c["signal"]
+        lead_ids[:, b, :n] = c["lead_ids"]
+        lead_mask[:, b, :n] = c["lead_mask"]
+        valid[:, b] = c["valid_samples"]
+    return {
+        "signal": torch.from_numpy(signal.reshape(C * B, L, T)),  # [N, L, T]
+        "lead_ids": torch.from_numpy(lead_ids.reshape(C * B, L)),
+        "lead_mask": torch.from_numpy(lead_mask.reshape(C * B, L)),
+        "valid_samples": torch.from_numpy(valid.reshape(C * B)),
+    }
+
+
+def collate_multicrop(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Multi-crop samples -> the pretraining batch of docs/INTERFACES.md."""
+    rates = {s["sample_rate_hz"] for s in samples}
+    if len(rates) != 1:
+        raise ValueError(f"samples in one batch have different sample rates: {sorted(rates)}")
+    batch: dict[str, Any] = {group: _collate_group([s[group] for s in samples]) for group in GROUPS}
+    batch["sample_rate_hz"] = rates.pop()
+    return batch

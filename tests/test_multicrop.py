@@ -1,0 +1,107 @@
+"""Multi-crop views and their collation into the pretraining batch of docs/INTERFACES.md."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.augment import AmplitudeScale, PretrainTransform
+from datamodules.multicrop import MultiCrop, collate_multicrop
+from datamodules.record import ECGRecord
+from ecg_dino.leads import STANDARD_12, lead_indices
+
+RATE = 250.0
+
+
+def _coded_signal(n_leads: int, n_samples: int) -> np.ndarray:
+    """signal[l, t] = 10000 * l + t, so every crop value tells which lead and sample it came from."""
+    return (10000 * np.arange(n_leads)[:, None] + np.arange(n_samples)[None, :]).astype(np.float32)
+
+
+def _sample(n_leads: int = 12, n_samples: int = 2500, seed: int = 0, **kwargs):
+    crop = MultiCrop(**{"global_crop_seconds": 6.0, "local_crop_seconds": 2.0, "n_local_crops": 4, **kwargs})
+    ids = np.array(lead_indices(STANDARD_12[:n_leads]))
+    return crop(_coded_signal(n_leads, n_samples), ids, RATE, np.random.default_rng(seed)), ids
+
+
+def test_crop_shapes_masks_and_content():
+    sample, ids = _sample(global_lead_drop=0.5, global_min_leads=3, local_min_leads=2, local_max_leads=4)
+    g, loc = sample["global"], sample["local"]
+    assert g["signal"].shape == (2, 12, 1500) and loc["signal"].shape == (4, 4, 500)
+    assert (
+        g["signal"].dtype == np.float32 and g["lead_ids"].dtype == np.int64 and g["lead_mask"].dtype == bool
+    )
+    assert (g["lead_mask"].sum(1) >= 3).all()
+    assert loc["lead_mask"].sum(1).min() >= 2 and loc["lead_mask"].sum(1).max() <= 4
+    for crops in (g, loc):
+        mask = crops["lead_mask"]
+        assert (np.diff(mask.astype(int), axis=1) <= 0).all(), "present leads come first"
+        assert (crops["signal"][~mask] == 0).all() and (crops["lead_ids"][~mask] == 0).all()
+        T = crops["signal"].shape[2]
+        assert (crops["valid_samples"] == T).all()
+        for c, j in zip(*np.nonzero(mask)):
+            x = crops["signal"][c, j]
+            lead, start = divmod(int(x[0]), 10000)
+            assert crops["lead_ids"][c, j] == ids[lead]
+            np.testing.assert_array_equal(x, 10000 * lead + start + np.arange(T))
+        present = [set(crops["lead_ids"][c][mask[c]]) for c in range(len(mask))]
+        assert all(len(p) == m for p, m in zip(present, mask.sum(1))), "a lead appears once per crop"
+
+
+def test_short_record_is_zero_padded_and_single_lead_survives_drop():
+    sample, _ = _sample(n_leads=1, n_samples=1000, global_lead_drop=0.99)
+    g, loc = sample["global"], sample["local"]
+    assert (g["valid_samples"] == 1000).all() and (loc["valid_samples"] == 500).all()
+    assert g["lead_mask"].all(), "the only lead is kept"
+    assert (g["signal"][:, :, 1000:] == 0).all()
+    np.testing.assert_array_equal(g["signal"][0, 0, :1000], np.arange(1000))
+
+
+def test_crops_are_reproducible_from_the_seed():
+    a, _ = _sample(seed=3)
+    b, _ = _sample(seed=3)
+    c, _ = _sample(seed=4)
+    np.testing.assert_array_equal(a["local"]["signal"], b["local"]["signal"])
+    assert not np.array_equal(a["local"]["signal"], c["local"]["signal"])
+
+
+def test_collate_is_crop_major_and_pads_leads():
+    samples = [_sample(n_leads=n, seed=i)[0] for i, n in enumerate((12, 1, 2))]
+    batch = collate_multicrop(samples)
+    assert set(batch) == {"global", "local", "sample_rate_hz"} and batch["sample_rate_hz"] == RATE
+    B = len(samples)
+    for group, C in (("global", 2), ("local", 4)):
+        crops = batch[group]
+        assert set(crops) == {"signal", "lead_ids", "lead_mask", "valid_samples"}
+        assert crops["signal"].dtype == torch.float32 and crops["lead_ids"].dtype == torch.int64
+        assert crops["lead_mask"].dtype == torch.bool and crops["valid_samples"].dtype == torch.int64
+        L = max(s[group]["signal"].shape[1] for s in samples)
+        assert crops["signal"].shape[:2] == (C * B, L) and crops["lead_mask"].shape == (C * B, L)
+        for c in range(C):
+            for b, s in enumerate(samples):
+                row, n = c * B + b, s[group]["signal"].shape[1]
+                np.testing.assert_array_equal(crops["signal"][row, :n].numpy(), s[group]["signal"][c])
+                np.testing.assert_array_equal(crops["lead_ids"][row, :n].numpy(), s[group]["lead_ids"][c])
+                assert not crops["lead_mask"][row, n:].any() and (crops["signal"][row, n:] == 0).all()
+        assert (crops["lead_ids"][~crops["lead_mask"]] == 0).all()
+        assert torch.isfinite(crops["signal"]).all()
+
+
+def test_collate_rejects_mixed_sample_rates():
+    a, b = _sample()[0], _sample()[0]
+    b["sample_rate_hz"] = 500.0
+    with pytest.raises(ValueError, match="sample rates"):
+        collate_multicrop([a, b])
+
+
+def test_transform_windows_long_records_and_scales_amplitude():
+    record = ECGRecord(np.ones((2, 250 * 60), np.float32), RATE, ("MLII", "V1"), "r", "p", "mitdb")
+    transform = PretrainTransform(
+        MultiCrop(), RATE, window_seconds=10.0, amplitude=AmplitudeScale((2.0, 2.0), 0.0)
+    )
+    sample = transform(record, np.random.default_rng(0))
+    g = sample["global"]
+    np.testing.assert_allclose(g["signal"][g["lead_mask"]], 2.0, rtol=1e-6)
+    with pytest.raises(ValueError, match=r"500\.0 Hz"):
+        transform(ECGRecord(record.signal, 500.0, record.leads, "r500", "p", "x"), np.random.default_rng(0))
