@@ -42,9 +42,11 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def make_batch(B: int, global_s: float, local_s: float, n_local: int, rate: float,
-               device: torch.device) -> dict:
+def make_batch(
+    B: int, global_s: float, local_s: float, n_local: int, rate: float, device: torch.device
+) -> dict:
     """A pretraining batch in the documented layout: 12-lead global crops, 3-lead local crops."""
+
     def crops(n: int, leads: list[str], seconds: float) -> dict:
         T = int(seconds * rate)
         return {
@@ -53,22 +55,31 @@ def make_batch(B: int, global_s: float, local_s: float, n_local: int, rate: floa
             "lead_mask": torch.ones(n * B, len(leads), dtype=torch.bool, device=device),
             "valid_samples": torch.full((n * B,), T, device=device),
         }
-    return {"global": crops(2, list(STANDARD_12), global_s), "local": crops(n_local, ["I", "II", "V2"], local_s),
-            "sample_rate_hz": rate}
+
+    return {
+        "global": crops(2, list(STANDARD_12), global_s),
+        "local": crops(n_local, ["I", "II", "V2"], local_s),
+        "sample_rate_hz": rate,
+    }
 
 
 def tokens_per_step(module: DinoPretrainModule, batch: dict) -> int:
     """Tokens through a backbone per step: teacher and student on global crops, student on local crops."""
     ps = module.student.backbone.patch_samples
+
     def n(c: dict) -> int:
         return c["signal"].shape[0] * (c["signal"].shape[1] * (c["signal"].shape[2] // ps) + 5)
+
     return 2 * n(batch["global"]) + n(batch["local"])
 
 
 def bench(size: str, precision: str, args: argparse.Namespace, device: torch.device, peaks: dict) -> str:
     module = DinoPretrainModule(
-        backbone={"size": size}, num_prototypes=args.prototypes, ibot_num_prototypes=args.prototypes,
-        head_hidden_dim=args.head_hidden, head_bottleneck_dim=256,
+        backbone={"size": size},
+        num_prototypes=args.prototypes,
+        ibot_num_prototypes=args.prototypes,
+        head_hidden_dim=args.head_hidden,
+        head_bottleneck_dim=256,
     ).to(device)
     module.train()
     opt = module.configure_optimizers()
@@ -98,9 +109,11 @@ def bench(size: str, precision: str, args: argparse.Namespace, device: torch.dev
     dt = (time.perf_counter() - t) / args.steps
     peak = peaks[precision]
     achieved = flops / dt
-    return (f"{size:6s} {precision:5s} batch {args.batch:4d}  {dt * 1e3:8.1f} ms/step  "
-            f"{args.batch / dt:8.1f} samples/s  {tokens_per_step(module, batch) / dt:10.0f} tokens/s  "
-            f"{achieved / 1e9:8.1f} GFLOP/s  MFU {achieved / peak:5.1%} (peak {peak / 1e9:.0f} GFLOP/s)")
+    return (
+        f"{size:6s} {precision:5s} batch {args.batch:4d}  {dt * 1e3:8.1f} ms/step  "
+        f"{args.batch / dt:8.1f} samples/s  {tokens_per_step(module, batch) / dt:10.0f} tokens/s  "
+        f"{achieved / 1e9:8.1f} GFLOP/s  MFU {achieved / peak:5.1%} (peak {peak / 1e9:.0f} GFLOP/s)"
+    )
 
 
 def main() -> None:
@@ -118,9 +131,13 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peaks = {name: matmul_peak(device, dt or torch.float32) for name, dt in DTYPES.items()}
-    print(f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-          f"torch {torch.__version__}; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
-    print(f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local")
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"torch {torch.__version__}; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s"
+    )
+    print(
+        f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local"
+    )
     for size in args.sizes:
         for precision in args.precisions:
             print(bench(size, precision, args, device, peaks), flush=True)

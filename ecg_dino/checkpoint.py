@@ -29,11 +29,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+    except Exception as e:
         raise CheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({e})") from e
 
 
-def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def backbone_state(
+    path: str | Path, which: str = "teacher"
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(backbone config, backbone state dict) of ``which`` branch (teacher or student) of a checkpoint."""
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -45,9 +47,11 @@ def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, 
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" not in ckpt or "backbone" not in hparams:
-        raise CheckpointError(f"{path}: not an ecg-dino pretraining checkpoint (no state_dict/backbone config)")
+        raise CheckpointError(
+            f"{path}: not an ecg-dino pretraining checkpoint (no state_dict/backbone config)"
+        )
     prefix = f"{which}.backbone."
-    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:
         raise CheckpointError(f"{path}: holds no '{which}' backbone weights")
     return {"size": "tiny", **(hparams["backbone"] or {})}, state

@@ -21,10 +21,26 @@ _INDEX = {name: i for i, name in enumerate(LEADS)}
 # Alternative spellings seen in PhysioNet, CODE, HEEDB and device exports. Keys are upper-cased.
 _ALIASES = {
     **{name.upper(): name for name in LEADS},
-    "DI": "I", "DII": "II", "DIII": "III", "LEAD I": "I", "LEAD II": "II", "LEAD III": "III",
-    "AVR": "aVR", "AVL": "aVL", "AVF": "aVF", "-AVR": "aVR",
-    "ML2": "MLII", "ML II": "MLII", "MLL": "MLII", "ML1": "MLI", "ML3": "MLIII",
-    "ECG1": "ECG", "ECG 1": "ECG", "SINGLE": "ECG", "LEAD": "ECG", "CH1": "ECG",
+    "DI": "I",
+    "DII": "II",
+    "DIII": "III",
+    "LEAD I": "I",
+    "LEAD II": "II",
+    "LEAD III": "III",
+    "AVR": "aVR",
+    "AVL": "aVL",
+    "AVF": "aVF",
+    "-AVR": "aVR",
+    "ML2": "MLII",
+    "ML II": "MLII",
+    "MLL": "MLII",
+    "ML1": "MLI",
+    "ML3": "MLIII",
+    "ECG1": "ECG",
+    "ECG 1": "ECG",
+    "SINGLE": "ECG",
+    "LEAD": "ECG",
+    "CH1": "ECG",
 }
 
 

@@ -9,7 +9,7 @@ from torch import nn
 def layer_id(name: str, depth: int) -> int:
     """0 for the tokeniser and prefix tokens, i+1 for block i, depth+1 for the final norm and the heads."""
     if name.startswith("backbone."):
-        name = name[len("backbone."):]
+        name = name[len("backbone.") :]
         if name.startswith(("tokenizer", "cls_token", "register_tokens")):
             return 0
         if name.startswith("blocks."):
@@ -28,6 +28,8 @@ def param_groups(student: nn.ModuleDict, layer_decay: float = 1.0) -> list[dict]
             continue
         lr_scale = layer_decay ** (depth + 1 - layer_id(name, depth))
         wd_scale = 0.0 if (name in no_wd or p.ndim <= 1 or name.endswith(".bias")) else 1.0
-        group = groups.setdefault((lr_scale, wd_scale), {"params": [], "lr_scale": lr_scale, "wd_scale": wd_scale})
+        group = groups.setdefault(
+            (lr_scale, wd_scale), {"params": [], "lr_scale": lr_scale, "wd_scale": wd_scale}
+        )
         group["params"].append(p)
     return list(groups.values())

@@ -37,6 +37,10 @@ def random_batch(B: int = 4, n_local: int = 2, seed: int = 0) -> dict:
 
 TINY_MODULE = dict(
     backbone={"size": "tiny", "depth": 2, "embed_dim": 64, "num_heads": 2},
-    num_prototypes=64, ibot_num_prototypes=64, head_hidden_dim=64, head_bottleneck_dim=32,
-    warmup_steps=2, teacher_temp_warmup_steps=2,
+    num_prototypes=64,
+    ibot_num_prototypes=64,
+    head_hidden_dim=64,
+    head_bottleneck_dim=32,
+    warmup_steps=2,
+    teacher_temp_warmup_steps=2,
 )

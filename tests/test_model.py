@@ -24,7 +24,13 @@ def batch(names, seconds, B=2, seed=0):
     return signal, torch.tensor(lead_indices(names)).expand(B, -1)
 
 
-LEAD_SETS = {1: ["II"], 2: ["MLII", "V1"], 3: ["I", "II", "V2"], 6: list(STANDARD_12[:6]), 12: list(STANDARD_12)}
+LEAD_SETS = {
+    1: ["II"],
+    2: ["MLII", "V1"],
+    3: ["I", "II", "V2"],
+    6: list(STANDARD_12[:6]),
+    12: list(STANDARD_12),
+}
 
 
 @pytest.mark.parametrize("n_leads", sorted(LEAD_SETS))
@@ -149,7 +155,7 @@ def test_bad_input_errors():
     bad[0, 1, 7] = float("inf")
     with pytest.raises(ECGInputError, match="NaN or Inf"):
         model.forward_features(bad, ids)
-    with pytest.raises(ECGInputError, match="500.0 Hz but the model expects 250.0 Hz"):
+    with pytest.raises(ECGInputError, match=r"500\.0 Hz but the model expects 250\.0 Hz"):
         model.forward_features(signal, ids, sample_rate_hz=500)
     with pytest.raises(ValueError, match="not a whole number of samples"):
         build_vit("tiny", patch_seconds=0.123)

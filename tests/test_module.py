@@ -36,15 +36,30 @@ def test_fit_logs_every_loss_and_moves_teacher(tmp_path: Path):
     module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0, gram_start_step=2, gram_refresh_every=2)
     teacher_before = [p.clone() for p in module.teacher.parameters()]
     trainer = L.Trainer(
-        max_steps=4, accelerator="cpu", logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
-        log_every_n_steps=1, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        max_steps=4,
+        accelerator="cpu",
+        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.fit(module, train_dataloaders=loader())
     assert trainer.global_step == 4
     logged = trainer.logged_metrics
-    for key in ("train/loss", "train/dino_loss", "train/ibot_loss", "train/koleo_loss", "train/gram_loss",
-                "diag/teacher_cls_std", "diag/teacher_mean_entropy", "diag/prototypes_used",
-                "sched/lr", "sched/momentum", "sched/teacher_temp"):
+    for key in (
+        "train/loss",
+        "train/dino_loss",
+        "train/ibot_loss",
+        "train/koleo_loss",
+        "train/gram_loss",
+        "diag/teacher_cls_std",
+        "diag/teacher_mean_entropy",
+        "diag/prototypes_used",
+        "sched/lr",
+        "sched/momentum",
+        "sched/teacher_temp",
+    ):
         assert key in logged, key
     moved = any(not torch.equal(a, b) for a, b in zip(teacher_before, module.teacher.parameters()))
     assert moved, "the EMA teacher never changed"

@@ -51,8 +51,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], n_prefix: int,
-                attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        n_prefix: int,
+        attn_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         B, N, D = x.shape
         q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, *rope, n_prefix), apply_rope(k, *rope, n_prefix)  # [B, H, N, hd]
@@ -61,8 +66,9 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float,
-                 drop_path: float) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float, drop_path: float
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads)
@@ -73,8 +79,13 @@ class Block(nn.Module):
         self.ls2 = LayerScale(dim, layerscale_init)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], n_prefix: int,
-                attn_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor],
+        n_prefix: int,
+        attn_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
         x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), rope, n_prefix, attn_mask)))
         return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
@@ -101,7 +112,9 @@ class ECGViT(nn.Module):
         self.config: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         patch_samples = sample_rate_hz * patch_seconds
         if abs(patch_samples - round(patch_samples)) > 1e-6:
-            raise ValueError(f"patch of {patch_seconds} s is not a whole number of samples at {sample_rate_hz} Hz")
+            raise ValueError(
+                f"patch of {patch_seconds} s is not a whole number of samples at {sample_rate_hz} Hz"
+            )
         self.sample_rate_hz = sample_rate_hz
         self.patch_seconds = patch_seconds
         self.patch_samples = round(patch_samples)
@@ -138,16 +151,23 @@ class ECGViT(nn.Module):
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 
-    def _check(self, signal: torch.Tensor, lead_ids: torch.Tensor, valid_samples: torch.Tensor,
-               sample_rate_hz: float | None) -> None:
+    def _check(
+        self,
+        signal: torch.Tensor,
+        lead_ids: torch.Tensor,
+        valid_samples: torch.Tensor,
+        sample_rate_hz: float | None,
+    ) -> None:
         if sample_rate_hz is not None and abs(float(sample_rate_hz) - self.sample_rate_hz) > 1e-6:
             raise ECGInputError(
                 f"signal sampled at {float(sample_rate_hz)} Hz but the model expects {self.sample_rate_hz} Hz;"
                 " resample first"
             )
         if signal.ndim != 3 or lead_ids.shape != signal.shape[:2]:
-            raise ECGInputError(f"expected signal [B, L, T] and lead_ids [B, L], got {tuple(signal.shape)} "
-                                f"and {tuple(lead_ids.shape)}")
+            raise ECGInputError(
+                f"expected signal [B, L, T] and lead_ids [B, L], got {tuple(signal.shape)} "
+                f"and {tuple(lead_ids.shape)}"
+            )
         if self.check_inputs:
             if int(valid_samples.min()) < self.patch_samples:
                 raise ECGInputError(
@@ -177,8 +197,11 @@ class ECGViT(nn.Module):
         P = patches.shape[2]
         n_prefix = 1 + self.num_registers
         x = torch.cat(
-            [self.cls_token.expand(B, -1, -1), self.register_tokens.expand(B, -1, -1),
-             patches.flatten(1, 2)],  # [B, L*P, D]
+            [
+                self.cls_token.expand(B, -1, -1),
+                self.register_tokens.expand(B, -1, -1),
+                patches.flatten(1, 2),
+            ],  # [B, L*P, D]
             dim=1,
         )  # [B, N, D]
         times_s = (torch.arange(P, device=x.device) + 0.5) * self.patch_seconds
