@@ -131,10 +131,9 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peaks = {name: matmul_peak(device, dt or torch.float32) for name, dt in DTYPES.items()}
-    print(
-        f"device {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-        f"torch {torch.__version__}; matmul peak fp32 {peaks['fp32'] / 1e9:.0f}, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s"
-    )
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    fp32, bf16 = peaks["fp32"] / 1e9, peaks["bf16"] / 1e9
+    print(f"device {device} ({name}), torch {torch.__version__}; matmul peak fp32 {fp32:.0f}, bf16 {bf16:.0f} GFLOP/s")
     print(
         f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local"
     )
