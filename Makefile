@@ -52,6 +52,19 @@ pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=
 prepare: $(VENV)/.installed ## Convert a raw download to Parquet shards (SOURCE=ptbxl|mitdb|... RAW=dir OUT=dir)
 	$(ECG) prepare --source $(SOURCE) --raw $(RAW) --out $(OUT) $(ARGS)
 
+# The unlabelled real data of experiments/pretrain_cpu_real.yaml: MIT-BIH DS1 only (DS2 is the beat probe's test
+# set), PTB-XL folds 1-8 only (9-10 are the probe's validation and test folds), CinC-2021 and CPSC-2021 samples.
+MITDB_DS1 := 101,106,108,109,112,114,115,116,118,119,122,124,201,203,205,207,208,209,215,220,223,230
+SHARED ?= ../shared/data
+CPU_REAL_SHARDS ?= data_cache/cpu_real
+
+.PHONY: prepare-cpu-real
+prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment (no DS2 record, no PTB-XL fold 9-10)
+	$(ECG) prepare --source mitdb --raw $(SHARED)/mitdb --out $(CPU_REAL_SHARDS)/mitdb_ds1 --include-records $(MITDB_DS1)
+	$(ECG) prepare --source ptbxl --raw $(SHARED)/ptbxl --out $(CPU_REAL_SHARDS)/ptbxl_f1-8 --folds 1-8
+	$(ECG) prepare --source cinc2021 --raw $(SHARED)/cinc2021_samples --out $(CPU_REAL_SHARDS)/cinc2021
+	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
+
 .PHONY: probe-ptbxl
 probe-ptbxl: $(VENV)/.installed ## PTB-XL linear probe (CKPT=last|path PTBXL=dir)
 	$(ECG) probe-ptbxl --ckpt "$(CKPT_PATH)" --ptbxl $(PTBXL) $(ARGS)
