@@ -22,7 +22,8 @@ OUT ?=
 ARGS ?=
 
 last_ckpt = $(shell ls -t runs/*/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
-exp_last_ckpt = $(shell ls -t runs/$(EXP)/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
+# -d: a sharded checkpoint is a directory; last.ckpt.old is the complete previous one while a save swaps them in
+exp_last_ckpt = $(shell ls -td runs/$(EXP)/version_*/checkpoints/last.ckpt runs/$(EXP)/version_*/checkpoints/last.ckpt.old 2>/dev/null | head -1)
 CKPT_PATH = $(if $(filter last,$(CKPT)),$(last_ckpt),$(CKPT))
 RESUME_PATH = $(if $(filter last,$(RESUME)),$(exp_last_ckpt),$(RESUME))
 
@@ -42,10 +43,17 @@ install: $(VENV)/.installed ## Create .venv and install ecg-dino with its dev to
 .PHONY: demo
 demo: pretrain probe-ptbxl ## The main job: pretrain on the embedded dataset, then probe PTB-XL
 
+# More than one GPU in all: FSDP2 data parallel over GPUS x NODES ranks (STRATEGY=yaml keeps the experiment's own).
+STRATEGY ?= fsdp2
+WORLD = $(shell echo $$(( $(or $(GPUS),1) * $(NODES) )))
+FSDP2_ARGS = --trainer.strategy=lightning.pytorch.strategies.ModelParallelStrategy \
+  --trainer.strategy.data_parallel_size=$(WORLD) --trainer.strategy.tensor_parallel_size=1
+
 .PHONY: pretrain
-pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=M, RESUME=last|path, ARGS=...)
+pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=M, STRATEGY=fsdp2|yaml, RESUME=last|path, ARGS=...)
 	$(ECG) fit --config experiments/$(EXP).yaml \
 	  $(if $(GPUS),--trainer.accelerator=gpu --trainer.devices=$(GPUS) --trainer.num_nodes=$(NODES),) \
+	  $(if $(and $(filter fsdp2,$(STRATEGY)),$(filter-out 1,$(WORLD))),$(FSDP2_ARGS),) \
 	  $(if $(RESUME),--ckpt_path=$(RESUME_PATH),) $(ARGS)
 
 .PHONY: prepare

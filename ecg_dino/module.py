@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -11,7 +10,10 @@ import torch
 from torch import nn
 
 from callbacks.ema_teacher import EMATeacher, local_tensor
-from ecg_dino.loss import DINOLoss, GramLoss, iBOTPatchLoss, KoLeoLoss
+from callbacks.nonfinite_guard import NonFiniteGuard
+from callbacks.rng_state import RNGState
+from ecg_dino import parallel
+from ecg_dino.loss import DINOLoss, GramLoss, KoLeoLoss, iBOTPatchLoss
 from ecg_dino.masking import BlockMaskGenerator
 from ecg_dino.model.heads import DINOHead
 from ecg_dino.model.vit import ECGViT, build_vit
@@ -59,6 +61,8 @@ class DinoPretrainModule(L.LightningModule):
         momentum_start: float = 0.992,
         momentum_end: float = 1.0,
         seed: int = 0,
+        activation_checkpointing: bool = False,
+        max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -135,8 +139,19 @@ class DinoPretrainModule(L.LightningModule):
         return torch.optim.AdamW(groups, lr=self.hparams.lr, betas=self.hparams.betas)
 
     def configure_callbacks(self) -> list[L.Callback]:
-        """The EMA teacher is part of the method, so the module brings it rather than every YAML."""
-        return [EMATeacher(self.hparams.momentum_start, self.hparams.momentum_end)]
+        """The EMA teacher, the non-finite-loss guard and the RNG state for exact resume are part of the method,
+        so the module brings them rather than every YAML."""
+        hp = self.hparams
+        return [EMATeacher(hp.momentum_start, hp.momentum_end), NonFiniteGuard(hp.max_nonfinite_steps), RNGState()]
+
+    def configure_model(self) -> None:
+        """Activation checkpointing and, under ``ModelParallelStrategy``, FSDP2 sharding (``ecg_dino.parallel``)."""
+        parallel.configure_model(self, self.device_mesh, str(self.trainer.precision),
+                                 self.hparams.activation_checkpointing)
+
+    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
+                                    gradient_clip_algorithm: str | None = None) -> None:
+        parallel.clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # -------------------------------------------------------------------------------------- training
     def _maybe_refresh_gram_teacher(self, step: int) -> None:

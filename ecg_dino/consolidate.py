@@ -1,0 +1,68 @@
+"""``ecg-dino consolidate <sharded checkpoint dir> <out.ckpt>``: one file from a sharded checkpoint.
+
+A ``ModelParallelStrategy`` checkpoint is a directory of ``torch.distributed.checkpoint`` shards (model and
+optimizer) plus Lightning's ``meta.pt`` (hyper-parameters, step, loops, callbacks, data position). The output
+keeps Lightning's single-file layout minus the optimizer state: the full ``state_dict`` (``student.*``,
+``teacher.*``, ``gram_teacher.*``) and everything in ``meta.pt``. It loads with ``torch.load(weights_only=True)``
+and ``ecg_dino.checkpoint.load_backbone``; resume training from the sharded directory itself. Runs in one
+process without GPUs; the whole model must fit in CPU memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.load import _METADATA_FILENAME
+from torch.distributed.checkpoint import FileSystemReader
+from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
+from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
+
+from callbacks.safe_checkpoint import PARTIAL, publish
+
+
+def consolidated_checkpoint(src: str | Path) -> dict[str, Any]:
+    """The full model weights of a sharded checkpoint with its Lightning metadata, no optimizer state."""
+    src = Path(src)
+    if not (src.is_dir() and (src / _METADATA_FILENAME).is_file()):
+        raise ValueError(f"{src}: not a sharded Lightning checkpoint (a directory with {_METADATA_FILENAME})")
+    weights: dict[str, Any] = {}
+    # Private torch API, as in Lightning's own consolidation: rebuild tensors from the shard metadata only.
+    _load_state_dict(
+        weights,
+        storage_reader=FileSystemReader(src),
+        planner=_EmptyStateDictLoadPlanner(keys={"state_dict"}),
+        no_dist=True,
+    )
+    meta = torch.load(src / _METADATA_FILENAME, map_location="cpu", weights_only=True)
+    return {**meta, "state_dict": weights["state_dict"]}
+
+
+def consolidate(src: str | Path, dst: str | Path) -> Path:
+    """Write ``consolidated_checkpoint(src)`` to ``dst`` (beside it first, then renamed into place)."""
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    partial = dst.with_name(dst.name + PARTIAL)
+    torch.save(consolidated_checkpoint(src), partial)
+    publish(partial, dst)
+    return dst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ecg-dino consolidate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sharded", type=Path, help="sharded checkpoint directory, e.g. runs/x/version_0/checkpoints/last.ckpt"
+    )
+    parser.add_argument("output", type=Path, help="the single-file checkpoint to write")
+    args = parser.parse_args(argv)
+    try:
+        out = consolidate(args.sharded, args.output)
+    except ValueError as e:
+        parser.error(str(e))
+    n = len(torch.load(out, map_location="cpu", weights_only=True)["state_dict"])
+    print(f"wrote {out} ({n} tensors, {out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
