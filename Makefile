@@ -21,7 +21,7 @@ RAW ?=
 OUT ?=
 ARGS ?=
 
-last_ckpt = $(shell ls -t runs/*/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
+last_ckpt = $(shell ls -td runs/*/version_*/checkpoints/last.ckpt 2>/dev/null | head -1)
 # -d: a sharded checkpoint is a directory; last.ckpt.old is the complete previous one while a save swaps them in
 exp_last_ckpt = $(shell ls -td runs/$(EXP)/version_*/checkpoints/last.ckpt runs/$(EXP)/version_*/checkpoints/last.ckpt.old 2>/dev/null | head -1)
 CKPT_PATH = $(if $(filter last,$(CKPT)),$(last_ckpt),$(CKPT))

@@ -13,6 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ecg_dino.consolidate import consolidated_checkpoint
 from ecg_dino.model.vit import ECGViT, build_vit
 
 SAFETENSORS_CONFIG_KEY = "ecg_dino_backbone"
@@ -23,8 +24,14 @@ class CheckpointError(ValueError):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """``torch.load`` with ``weights_only=True``; a clear error naming the file otherwise."""
+    """``torch.load`` with ``weights_only=True`` (a sharded checkpoint directory is consolidated in memory);
+    a clear error naming the file otherwise."""
     path = Path(path)
+    if path.is_dir():
+        try:
+            return consolidated_checkpoint(path)
+        except ValueError as e:
+            raise CheckpointError(str(e)) from e
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
