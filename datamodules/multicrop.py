@@ -45,7 +45,8 @@ class MultiCrop:
     """Random global and local crops of one ECG window (DINO views), with lead dropout.
 
     Global crops (``global_crop_seconds``) keep every lead except that each lead is dropped with
-    probability ``global_lead_drop`` independently per crop, always keeping ``global_min_leads`` (or all,
+    probability ``global_lead_drop`` independently per crop, and at most ``global_max_leads`` (None: no cap)
+    stay, always keeping ``global_min_leads`` (or all,
     if the record has fewer). Local crops (``local_crop_seconds``) each take a random subset of
     ``local_min_leads``..``local_max_leads`` leads. Every crop has its own random time offset.
     """
@@ -58,6 +59,7 @@ class MultiCrop:
         n_local_crops: int = 8,
         global_lead_drop: float = 0.25,
         global_min_leads: int = 1,
+        global_max_leads: int | None = None,
         local_min_leads: int = 1,
         local_max_leads: int = 4,
     ) -> None:
@@ -75,6 +77,7 @@ class MultiCrop:
         self.n_local_crops = n_local_crops
         self.global_lead_drop = global_lead_drop
         self.global_min_leads = global_min_leads
+        self.global_max_leads = global_max_leads
         self.local_min_leads = local_min_leads
         self.local_max_leads = local_max_leads
 
@@ -97,7 +100,15 @@ class MultiCrop:
         keep = score >= self.global_lead_drop
         forced = np.argsort(-(score + keep), axis=1)[:, :keep_min]
         np.put_along_axis(keep, forced, True, axis=1)
-        global_idx = np.argsort(~keep, axis=1, kind="stable")  # present leads first, in record order
+        width = n_leads
+        if self.global_max_leads is not None and self.global_max_leads < n_leads:
+            # Keep the `global_max_leads` best-scored of the kept leads: a narrower crop pads less in a batch.
+            width = max(self.global_max_leads, keep_min)
+            top = np.argsort(-(keep * (1.0 + score)), axis=1)[:, :width]  # kept leads rank above dropped ones
+            in_top = np.zeros_like(keep)
+            np.put_along_axis(in_top, top, True, axis=1)
+            keep &= in_top
+        global_idx = np.argsort(~keep, axis=1, kind="stable")[:, :width]  # present leads first, record order
         global_mask = np.take_along_axis(keep, global_idx, axis=1)
 
         # Local: a random permutation of the leads, of which the first k (drawn per crop) are present.

@@ -105,3 +105,17 @@ def test_transform_windows_long_records_and_scales_amplitude():
     np.testing.assert_allclose(g["signal"][g["lead_mask"]], 2.0, rtol=1e-6)
     with pytest.raises(ValueError, match=r"500\.0 Hz"):
         transform(ECGRecord(record.signal, 500.0, record.leads, "r500", "p", "x"), np.random.default_rng(0))
+
+
+def test_global_max_leads_caps_the_crop_width():
+    rng = np.random.default_rng(0)
+    signal = rng.standard_normal((12, 2500)).astype(np.float32)
+    lead_ids = np.arange(12)
+    crop = MultiCrop(global_crop_seconds=2.0, global_lead_drop=0.25, global_max_leads=4)
+    for _ in range(20):
+        g = crop(signal, lead_ids, 250.0, rng)["global"]
+        assert g["signal"].shape[1] == 4 and 1 <= g["lead_mask"].sum(axis=1).min() <= 4
+        for ids, mask in zip(g["lead_ids"], g["lead_mask"]):  # each global crop
+            assert len(set(ids[mask].tolist())) == int(mask.sum())  # no lead twice
+    two_lead = crop(signal[:2], lead_ids[:2], 250.0, rng)["global"]
+    assert two_lead["signal"].shape[1] == 2
