@@ -1,0 +1,351 @@
+"""``ecg-dino probe-ptbxl`` and ``ecg-dino probe-mitbih``: frozen checkpoint -> linear probes -> report.
+
+Both also probe the same architecture with random weights (``init_weights()`` under ``--seed``) with the same
+heads and seeds, and (MIT-BIH) the RR-interval baseline. Embeddings are cached (``--cache-dir``), so a rerun
+with other probe settings does not embed again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datamodules.noise import DEFAULT_NOISE_DIR
+from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.checkpoint import CheckpointError
+from ecg_dino.embed import (
+    DEFAULT_CACHE,
+    LONG_RULES,
+    BackboneSpec,
+    EmbeddingCache,
+    EmbedOptions,
+    embed_records,
+    optional_path,
+)
+from ecg_dino.model.vit import ECGViT
+from ecg_dino.probes import mitbih, ptbxl
+from ecg_dino.probes.linear import LinearProbe
+from ecg_dino.probes.report import write_report
+from ecg_dino.probes.robustness import (
+    Condition,
+    apply_condition,
+    condition_rng,
+    lead_conditions,
+    noise_conditions,
+    noise_source,
+)
+from ecg_dino.probes.rr_baseline import rr_features
+from ecg_dino.probes.sources import file_fingerprint
+
+Timings = dict[str, float]
+BeatFeatures = Callable[[list[ECGRecord], mitbih.Beats, Condition | None], np.ndarray]
+
+
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ckpt", type=Path, required=True, help="Lightning/consolidated checkpoint or .safetensors")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default: <ckpt folder>/<probe name>)")
+    p.add_argument("--which", default="teacher", choices=("teacher", "student"))
+    p.add_argument("--nstdb", type=Path, default=None, help="NSTDB folder (default: next to the data folder)")
+    p.add_argument("--seed", type=int, default=0, help="seeds subsets, splits, noise, bootstrap, random init")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for 95 %% CIs")
+    p.add_argument("--no-robustness", action="store_true", help="skip the noise and lead-subset evaluations")
+    p.add_argument("--no-random-init", action="store_true", help="skip the random-init baseline")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--cache-dir", type=optional_path, default=DEFAULT_CACHE, help="embedding cache ('' disables)")
+    p.add_argument("--step", type=int, default=0, help="TensorBoard step of the scalars")
+
+
+def backbone_specs(args: argparse.Namespace) -> dict[str, BackboneSpec]:
+    """The checkpoint's backbone and, unless disabled, the same architecture randomly initialised."""
+    specs = {"model": BackboneSpec(args.ckpt, args.which)}
+    if not args.no_random_init:
+        specs["random_init"] = BackboneSpec(args.ckpt, args.which, random_init_seed=args.seed)
+    return specs
+
+
+def noise_folder(args: argparse.Namespace, data: Path) -> Path:
+    """``--nstdb``, else ``nstdb/`` beside the data folder, else ``datamodules.noise``'s default."""
+    if args.nstdb is not None:
+        return args.nstdb
+    sibling = Path(data).resolve().parent / "nstdb"
+    return sibling if sibling.is_dir() else Path(DEFAULT_NOISE_DIR)
+
+
+def index_key(indices: Any) -> str:
+    """A short hash of an index array, for cache keys of record or beat subsets."""
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def ptbxl_embedder(
+    split: ptbxl.PTBXLSplit,
+    spec: BackboneSpec,
+    backbone: Callable[[], ECGViT],
+    options: EmbedOptions,
+    cache: EmbeddingCache,
+    noise_dir: Path,
+    seed: int,
+    timings: Timings,
+) -> Callable[[str, list[int], Condition | None], np.ndarray]:
+    """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those PTB-XL records, cached."""
+    data = f"ptbxl:{split.root.resolve()}:{split.records_folder}:{file_fingerprint([Path(r.path) for r in split.refs])}"
+
+    def records(indices: list[int], condition: Condition | None) -> Any:
+        model = backbone()
+        for i in indices:
+            record = split.reader.load(split.refs[i])
+            if condition is not None:
+                record = apply_condition(
+                    record, condition, model.sample_rate_hz, condition_rng(seed, condition, i), noise_dir
+                )
+            yield record
+
+    def embed(tag: str, indices: list[int], condition: Condition | None) -> np.ndarray:
+        def compute() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            cols = embed_records(backbone(), records(indices, condition), options, len(indices), desc=tag)
+            timings[tag] = time.perf_counter() - t0
+            return cols
+
+        key = f"{data}:{tag}:{seed if condition else ''}:{index_key(indices)}"
+        cols = cache.get_or_compute(spec.cache_key(), key, options, compute)
+        return np.concatenate([cols["cls"], cols["mean"]], axis=1)
+
+    return embed
+
+
+def main_ptbxl(argv: list[str] | None = None) -> int:
+    """``ecg-dino probe-ptbxl``: linear probes on PTB-XL label sets, fractions, robustness; writes a report."""
+    p = argparse.ArgumentParser(prog="ecg-dino probe-ptbxl", description=main_ptbxl.__doc__)
+    p.add_argument("--ptbxl", type=Path, required=True, help="PTB-XL folder (ptbxl_database.csv, records500/)")
+    p.add_argument("--label-sets", nargs="+", default=list(ptbxl.LABEL_SETS), choices=ptbxl.LABEL_SETS)
+    p.add_argument("--fractions", nargs="+", type=float, default=list(ptbxl.FRACTIONS))
+    p.add_argument("--records-folder", default="records500", choices=("records500", "records100"))
+    p.add_argument("--limit", type=int, default=None, help="only the first N records (smoke tests)")
+    p.add_argument("--crop-seconds", type=float, default=EmbedOptions.crop_seconds, help="the trained crop length")
+    p.add_argument("--long-rule", choices=LONG_RULES, default=EmbedOptions.long_rule)
+    p.add_argument("--batch-size", type=int, default=EmbedOptions.batch_size)
+    common_arguments(p)
+    args = p.parse_args(argv)
+    args.out = args.out or args.ckpt.parent / "probe-ptbxl"
+    options = EmbedOptions(
+        crop_seconds=args.crop_seconds,
+        long_rule=args.long_rule,
+        precision=args.precision,
+        batch_size=args.batch_size,
+    )
+    try:
+        split = ptbxl.PTBXLSplit.load(args.ptbxl, args.records_folder, args.limit)
+        specs = backbone_specs(args)
+        noise_dir = noise_folder(args, args.ptbxl)
+        conditions = [] if args.no_robustness else noise_conditions() + lead_conditions()
+        cache = EmbeddingCache(args.cache_dir)
+        models, timings = {}, {}
+        for name, spec in specs.items():
+            timings[name] = {}
+            embed = ptbxl_embedder(
+                split, spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
+            )
+            models[name] = ptbxl.run_ptbxl(
+                split,
+                embed,
+                tuple(args.label_sets),
+                tuple(args.fractions),
+                conditions,
+                args.seed,
+                args.n_boot,
+            )
+    except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
+        print(f"ecg-dino probe-ptbxl: error: {e}", file=sys.stderr)
+        return 2
+    folds = split.folds
+    report = {
+        "probe": "ptbxl",
+        "checkpoint": str(args.ckpt),
+        "models": models,
+        "settings": {
+            "embedding": asdict(options),
+            "features": "class token ‖ mean of valid patch tokens",
+            "seed": args.seed,
+            "bootstrap": f"{args.n_boot} resamples of test records",
+            "label fractions": args.fractions,
+            "noise": f"{noise_source(noise_dir) if conditions else 'not run'} ({noise_dir})",
+            "embedding seconds": {m: round(sum(t.values()), 1) for m, t in timings.items()},
+        },
+        "data": {
+            "folder": str(args.ptbxl),
+            "records": len(split.refs),
+            "train/val/test records": [
+                int(np.isin(folds, f).sum()) for f in (ptbxl.TRAIN_FOLDS, (ptbxl.VAL_FOLD,), (ptbxl.TEST_FOLD,))
+            ],
+        },
+    }
+    write_report(report, args.out, args.step)
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+def beat_featurizer(
+    spec: BackboneSpec,
+    backbone: Callable[[], ECGViT],
+    options: mitbih.BeatOptions,
+    cache: EmbeddingCache,
+    noise_dir: Path,
+    seed: int,
+    timings: Timings,
+) -> BeatFeatures:
+    """``features(records, beats, condition)`` -> beat features in ``beats`` order, cached per record."""
+
+    def features(records: list[ECGRecord], beats: mitbih.Beats, condition: Condition | None) -> np.ndarray:
+        out = []
+        for i, record in enumerate(records):
+            samples = beats.sample[beats.record_id == record.record_id]
+            if len(samples) == 0:
+                continue
+
+            def compute(record: ECGRecord = record, samples: np.ndarray = samples, i: int = i) -> dict[str, Any]:
+                model = backbone()
+                if condition is not None:
+                    record = apply_condition(
+                        record, condition, model.sample_rate_hz, condition_rng(seed, condition, i), noise_dir
+                    )
+                t0 = time.perf_counter()
+                x = mitbih.embed_beats(model, record, samples, options)
+                timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
+                timings["beats"] = timings.get("beats", 0) + len(samples)
+                return {"features": x}
+
+            fingerprint = hashlib.sha256(record.signal.tobytes()).hexdigest()[:16]
+            key = (
+                f"beats:{record.record_id}:{fingerprint}:{condition.name if condition else 'clean'}:"
+                f"{seed if condition else ''}:{index_key(samples)}"
+            )
+            out.append(cache.get_or_compute(spec.cache_key(), key, options, compute)["features"])
+        return np.concatenate(out)
+
+    return features
+
+
+def main_mitbih(argv: list[str] | None = None) -> int:
+    """``ecg-dino probe-mitbih``: AAMI beat probe DS1 -> DS2 with baselines and robustness; writes a report."""
+    p = argparse.ArgumentParser(prog="ecg-dino probe-mitbih", description=main_mitbih.__doc__)
+    p.add_argument("--mitdb", type=Path, required=True, help="MIT-BIH Arrhythmia Database folder")
+    p.add_argument("--ds1", nargs="+", default=list(mitbih.DS1), help="training records (default: DS1)")
+    p.add_argument("--ds2", nargs="+", default=list(mitbih.DS2), help="test records (default: DS2)")
+    p.add_argument("--val-records", type=int, default=5, help="DS1 records held out to choose λ and T")
+    p.add_argument("--window-patches", type=int, default=mitbih.BeatOptions.window_patches)
+    p.add_argument("--batch-size", type=int, default=mitbih.BeatOptions.batch_size)
+    p.add_argument(
+        "--robust-per-class",
+        type=int,
+        default=500,
+        help="noisy DS2 evaluations use at most this many beats per class (seeded)",
+    )
+    common_arguments(p)
+    args = p.parse_args(argv)
+    args.out = args.out or args.ckpt.parent / "probe-mitbih"
+    options = mitbih.BeatOptions(args.window_patches, args.precision, args.batch_size)
+    try:
+        ds1, ds2 = (mitbih.read_records(args.mitdb, tuple(names)) for names in (args.ds1, args.ds2))
+        beats1, beats2 = mitbih.beat_table(ds1), mitbih.beat_table(ds2)
+        val_names = mitbih.validation_records(beats1, args.val_records, args.seed)
+        noise_dir = noise_folder(args, args.mitdb)
+        cache = EmbeddingCache(args.cache_dir)
+        models, timings = {}, {}
+        for name, spec in backbone_specs(args).items():
+            timings[name] = {}
+            feats = beat_featurizer(
+                spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
+            )
+            x1, x2 = feats(ds1, beats1, None), feats(ds2, beats2, None)
+            models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, val_names, args.seed, args.n_boot)
+            if not args.no_robustness:
+                models[name].update(mitbih_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, args))
+        rates = {r.record_id: r.sample_rate_hz for r in ds1 + ds2}
+        models["rr_baseline"], _ = mitbih.run_beat_probe(
+            rr_features(beats1, rates),
+            beats1,
+            rr_features(beats2, rates),
+            beats2,
+            val_names,
+            args.seed,
+            args.n_boot,
+        )
+    except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
+        print(f"ecg-dino probe-mitbih: error: {e}", file=sys.stderr)
+        return 2
+    report = {
+        "probe": "mitbih",
+        "checkpoint": str(args.ckpt),
+        "models": models,
+        "settings": {
+            "beat embedding": f"{args.window_patches}-patch beat-centred window: class token ‖ "
+            "lead-averaged tokens of the R patch ± 1",
+            "precision": args.precision,
+            "seed": args.seed,
+            "validation records (DS1)": val_names,
+            "bootstrap": f"{args.n_boot} resamples of DS2 patients",
+            "robustness subsample": f"at most {args.robust_per_class} DS2 beats per class (seeded)",
+            "noise": "not run" if args.no_robustness else f"{noise_source(noise_dir)} ({noise_dir})",
+            "beat embedding time": {m: _rate(t) for m, t in timings.items()},
+        },
+        "data": {"folder": str(args.mitdb), "DS1 beats": beats1.counts(), "DS2 beats": beats2.counts()},
+    }
+    write_report(report, args.out, args.step)
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+def mitbih_robustness(
+    head: LinearProbe,
+    feats: BeatFeatures,
+    beats1: mitbih.Beats,
+    x1: np.ndarray,
+    ds2: list[ECGRecord],
+    beats2: mitbih.Beats,
+    x2: np.ndarray,
+    noise_dir: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Metrics under added NSTDB noise on a DS2 subsample, and on the real noisy 118e*/119e* records."""
+
+    def evaluate(x: np.ndarray, beats: mitbih.Beats, groups: np.ndarray | None) -> dict[str, Any]:
+        res = mitbih.evaluate_multiclass(head.scores(x), beats.label, groups, args.n_boot, args.seed)
+        return {k: res[k] for k in ("macro_auroc", "macro_f1", "j_kappa", "n_beats", "ci95") if k in res}
+
+    sub = mitbih.stratified_subsample(beats2.label, args.robust_per_class, args.seed)
+    sub_beats = beats2.take(sub)
+    robustness = {"clean": evaluate(x2[sub], sub_beats, sub_beats.patient_id)}
+    for condition in noise_conditions():
+        robustness[condition.name] = evaluate(feats(ds2, sub_beats, condition), sub_beats, sub_beats.patient_id)
+    out: dict[str, Any] = {"robustness": robustness}
+    # The real noisy records are DS1 patients 118/119: only two patients, so their CIs resample beats.
+    clean_ids = sorted({f"mitdb/{n[:3]}" for n in mitbih.NOISY_RECORDS} & set(beats1.record_id))
+    real = [n for n in mitbih.NOISY_RECORDS if f"mitdb/{n[:3]}" in clean_ids and (noise_dir / f"{n}.hea").is_file()]
+    if real:
+        records = mitbih.read_records(noise_dir, tuple(real))
+        beats = mitbih.beat_table(records)
+        x = feats(records, beats, None)
+        in_ds1 = np.flatnonzero(np.isin(beats1.record_id, clean_ids))
+        nstdb = {"clean": evaluate(x1[in_ds1], beats1.take(in_ds1), None)}
+        for suffix, snr_db in mitbih.NSTDB_SNR_DB.items():
+            keep = np.flatnonzero(np.char.endswith(beats.record_id.astype(str), f"e{suffix}"))
+            if keep.size:
+                nstdb[f"em_{snr_db}dB"] = evaluate(x[keep], beats.take(keep), None)
+        out["nstdb_records"] = nstdb
+    return out
+
+
+def _rate(t: dict[str, float]) -> str:
+    """Beats embedded and their throughput, or 'cached' when nothing had to be embedded."""
+    if not t.get("beats"):
+        return "cached"
+    return f"{t['beats']} beats in {t['seconds']:.1f} s ({t['beats'] / t['seconds']:.0f} beats/s)"

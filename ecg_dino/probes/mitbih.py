@@ -1,0 +1,296 @@
+"""MIT-BIH beat probe: AAMI classes from ``.atr`` beat annotations, inter-patient DS1 -> DS2 (de Chazal 2004).
+
+AAMI EC57 classes: N (N, L, R, e, j), S (A, a, J, S), V (V, E), F (F), Q (/, f, Q); every other symbol
+(rhythm changes, noise, ``!`` flutter waves, ``|``, ``x``, ``+`` …) is not a beat and is ignored. Paced
+records 102, 104, 107, 217 are in neither set. Every annotated beat is kept, the first and last included,
+which reproduces the published counts (``DS1_COUNTS``/``DS2_COUNTS``).
+
+A beat's embedding: one beat-centred window of ``window_patches`` patches (odd; the R peak sits in the
+middle of the centre patch) goes through the backbone; its class token and the patch tokens of the R patch
+and its two neighbours (each averaged over leads) are concatenated: 4·D features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datamodules.readers import make_reader
+from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.embed import forward_batch, resample
+from ecg_dino.leads import lead_indices
+from ecg_dino.model.vit import ECGViT
+from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
+from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
+from ecg_dino.probes.metrics import (
+    bootstrap_macro_auroc,
+    bootstrap_weights,
+    class_report,
+    confusion,
+    j_kappa,
+    one_hot,
+    per_label_auroc,
+    percentile_ci,
+)
+
+# One line per set (a literal tuple would be formatted 22 lines long).
+DS1 = tuple("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split())  # noqa: SIM905
+DS2 = tuple("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split())  # noqa: SIM905
+AAMI_CLASSES = ("N", "S", "V", "F", "Q")
+SYMBOL_TO_AAMI = {
+    **dict.fromkeys("NLRej", 0),
+    **dict.fromkeys("AaJS", 1),
+    **dict.fromkeys("VE", 2),
+    "F": 3,
+    **dict.fromkeys("/fQ", 4),
+}
+# Beats per AAMI class, de Chazal et al. 2004 (IEEE TBME 51(7):1196-1206), Table I, as restated by Llamedo &
+# Martínez 2011 (IEEE TBME 58(3):616-625).
+DS1_COUNTS = {"N": 45866, "S": 944, "V": 3788, "F": 415, "Q": 8}
+DS2_COUNTS = {"N": 44259, "S": 1837, "V": 3221, "F": 388, "Q": 7}
+NSTDB_SNR_DB = {"24": 24, "18": 18, "12": 12, "06": 6, "00": 0, "_6": -6}  # record-name suffix -> SNR
+NOISY_RECORDS = tuple(f"{r}e{s}" for r in ("118", "119") for s in NSTDB_SNR_DB)
+
+
+@dataclass(frozen=True)
+class BeatOptions:
+    """How beats become embeddings; part of the cache key."""
+
+    window_patches: int = 7
+    precision: str = "fp32"
+    batch_size: int = 512
+
+    def __post_init__(self) -> None:
+        if self.window_patches < 3 or self.window_patches % 2 == 0:
+            raise ValueError(f"window_patches must be odd and at least 3, got {self.window_patches}")
+
+
+@dataclass
+class Beats:
+    """Beats of several records: record, patient, R-peak sample at the native rate, AAMI class (-1 unknown)."""
+
+    record_id: np.ndarray
+    patient_id: np.ndarray
+    sample: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def take(self, idx: np.ndarray) -> Beats:
+        return Beats(self.record_id[idx], self.patient_id[idx], self.sample[idx], self.label[idx])
+
+    def counts(self) -> dict[str, int]:
+        """Beats per AAMI class."""
+        return {c: int((self.label == k).sum()) for k, c in enumerate(AAMI_CLASSES)}
+
+
+def annotated_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
+    """(R-peak samples, AAMI class indices) of the record's beat annotations; non-beat symbols dropped."""
+    ann = record.annotations
+    keep = [i for i, s in enumerate(ann["symbol"]) if s in SYMBOL_TO_AAMI]
+    samples = np.asarray(ann["sample"], dtype=np.int64)[keep]
+    return samples, np.array([SYMBOL_TO_AAMI[ann["symbol"][i]] for i in keep], dtype=np.int64)
+
+
+def detected_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
+    """R peaks found by ``neurokit2.ecg_peaks`` on the first lead (unannotated data); classes unknown (-1)."""
+    import neurokit2 as nk
+
+    rate = round(record.sample_rate_hz)
+    clean = nk.ecg_clean(record.signal[0], sampling_rate=rate)
+    _, info = nk.ecg_peaks(clean, sampling_rate=rate)
+    samples = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+    return samples, np.full(len(samples), -1, dtype=np.int64)
+
+
+def read_records(root: Path, names: tuple[str, ...]) -> list[ECGRecord]:
+    """Whole annotated MIT-BIH-format records; a missing ``.hea`` or ``.atr`` is an error naming the file."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: MIT-BIH folder not found")
+    for name in names:
+        if not (Path(root) / f"{name}.hea").is_file():
+            raise BadRecordError(f"{Path(root) / name}.hea: MIT-BIH record not found")
+        if not (Path(root) / f"{name}.atr").is_file():
+            raise BadRecordError(f"{Path(root) / name}.atr: beat annotation file missing")
+    reader = make_reader("mitdb", root, records=names, window_seconds=0)
+    by_name = {ref.record_id.rsplit("/", 1)[-1]: ref for ref in reader.list_records()}
+    return [reader.load(by_name[name]) for name in names]
+
+
+def beat_table(records: list[ECGRecord]) -> Beats:
+    """All annotated beats of the records (R peaks detected where a record has no annotations)."""
+    parts = [annotated_beats(r) if r.annotations is not None else detected_beats(r) for r in records]
+    return Beats(
+        record_id=np.concatenate([[r.record_id] * len(s) for r, (s, _) in zip(records, parts)]).astype(object),
+        patient_id=np.concatenate([[r.patient_id] * len(s) for r, (s, _) in zip(records, parts)]).astype(object),
+        sample=np.concatenate([s for s, _ in parts]),
+        label=np.concatenate([lab for _, lab in parts]),
+    )
+
+
+def beat_window_starts(r_samples: np.ndarray, num_samples: int, window: int, patch: int) -> tuple[np.ndarray, ...]:
+    """(window starts, index of the patch holding R) for beat-centred windows, shifted inside the record.
+
+    The window starts ``(window/patch)//2 + ½`` patches before R, so R lies mid centre patch; near the
+    record's ends the window is shifted inwards and the R patch index moves with it (clamped to keep ±1).
+    """
+    n_patches = window // patch
+    start = r_samples - (n_patches // 2) * patch - patch // 2
+    start = np.clip(start, 0, max(0, num_samples - window))
+    centre = np.clip((r_samples - start) // patch, 1, n_patches - 2)
+    return start, centre
+
+
+def embed_beats(backbone: ECGViT, record: ECGRecord, r_samples: np.ndarray, options: BeatOptions) -> np.ndarray:
+    """Beat features [n, 4·D]: class token ‖ lead-averaged patch tokens of (R patch − 1, R patch, R patch + 1).
+
+    ``r_samples`` are at the record's rate; the record is resampled to the model's rate first.
+    """
+    rate, patch, batch_size = backbone.sample_rate_hz, backbone.patch_samples, options.batch_size
+    signal = resample(record.signal, record.sample_rate_hz, rate)
+    r_model = np.round(r_samples * rate / record.sample_rate_hz).astype(np.int64)
+    window = options.window_patches * patch
+    if signal.shape[1] < window:
+        raise BadRecordError(f"{record.record_id}: shorter than one beat window ({options.window_patches} patches)")
+    starts, centre = beat_window_starts(r_model, signal.shape[1], window, patch)
+    ids = np.asarray(lead_indices(record.leads))
+    feats = []
+    for i in range(0, len(starts), batch_size):
+        s, c = starts[i : i + batch_size], centre[i : i + batch_size]
+        windows = signal[:, s[:, None] + np.arange(window)].transpose(1, 0, 2)  # [B, L, window]
+        out = forward_batch(backbone, list(windows), [ids] * len(s), options.precision)
+        tokens = out["patches"].mean(1)  # [B, P, D] averaged over leads
+        near = np.take_along_axis(tokens, (c[:, None] + np.arange(-1, 2))[:, :, None], axis=1)  # [B, 3, D]
+        feats.append(np.concatenate([out["cls"], near.reshape(len(s), -1)], axis=1))
+    return np.concatenate(feats) if feats else np.zeros((0, 4 * backbone.embed_dim), np.float32)
+
+
+def validation_records(beats: Beats, n_records: int, seed: int, required: tuple[int, ...] = (0, 1, 2, 3)) -> list[str]:
+    """Seeded patient-wise validation part of DS1: the first draw (seed, seed+1, …) of ``n_records`` records
+    in which the validation and training parts both hold every class in ``required``."""
+    names = sorted(set(beats.record_id))
+    for attempt in range(1000):
+        val = set(np.random.default_rng(seed + attempt).permutation(names)[:n_records])
+        in_val = np.isin(beats.record_id, list(val))
+        if all(np.any(beats.label[in_val] == k) and np.any(beats.label[~in_val] == k) for k in required):
+            return sorted(str(name) for name in val)
+    raise ValueError(f"no {n_records}-record validation split holds every class {required}")
+
+
+def stratified_subsample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``per_class`` beats of each class, drawn without replacement."""
+    rng = np.random.default_rng(seed)
+    idx = [rng.permutation(np.flatnonzero(labels == k))[:per_class] for k in np.unique(labels)]
+    return np.sort(np.concatenate(idx))
+
+
+def evaluate_multiclass(
+    prob: np.ndarray, y: np.ndarray, groups: np.ndarray | None, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """AAMI metrics with bootstrap 95 % CIs (resampling ``groups``, i.e. patients, when given).
+
+    Macro AUROC: one-vs-rest over classes with positives and negatives; macro-F1: over classes present in
+    ``y``; Se/P+ per class; jκ (``metrics.j_kappa``); confusion matrix (rows true, columns predicted).
+    """
+    K = len(AAMI_CLASSES)
+    pred = prob.argmax(1)
+    target = one_hot(y, K)
+    present = np.bincount(y, minlength=K) > 0
+
+    def point(weights: np.ndarray | None) -> dict[str, float]:
+        cm = confusion(y, pred, K, weights)
+        rep = class_report(cm)
+        return {
+            "macro_f1": float(np.nanmean(np.where(cm.sum(1) > 0, rep["f1"], np.nan)[present])),
+            "accuracy": rep["accuracy"],
+            **j_kappa(cm),
+        }
+
+    cm = confusion(y, pred, K)
+    rep = class_report(cm)
+    auroc = per_label_auroc(target, prob)
+    res: dict[str, Any] = {
+        "macro_auroc": float(np.nanmean(auroc)),
+        "n_beats": len(y),
+        "per_class": {
+            c: {
+                "n": int(cm[k].sum()),
+                "auroc": _num(auroc[k]),
+                "sensitivity": _num(rep["sensitivity"][k]),
+                "ppv": _num(rep["ppv"][k]),
+                "f1": _num(rep["f1"][k]),
+            }
+            for k, c in enumerate(AAMI_CLASSES)
+        },
+        "confusion": cm.astype(int).tolist(),
+        **point(None),
+    }
+    if n_boot:
+        aurocs, boot = [], []
+        for w in bootstrap_weights(len(y), n_boot, seed, groups):
+            aurocs.append(bootstrap_macro_auroc(target, prob, w))
+            boot.extend(point(wr) for wr in w)
+        res["ci95"] = {"macro_auroc": percentile_ci(np.concatenate(aurocs))}
+        for key in ("macro_f1", "j_kappa", "accuracy"):
+            res["ci95"][key] = percentile_ci(np.array([b[key] for b in boot]))
+    return res
+
+
+def _num(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def run_beat_probe(
+    x1: np.ndarray, beats1: Beats, x2: np.ndarray, beats2: Beats, val_names: list[str], seed: int, n_boot: int
+) -> tuple[dict[str, Any], LinearProbe]:
+    """Class-weighted linear head on DS1 (minus the validation patients, which choose λ and T) -> DS2."""
+    in_val = np.isin(beats1.record_id, val_names)
+    train, val = np.flatnonzero(~in_val), np.flatnonzero(in_val)
+    weights = balanced_class_weights(beats1.label[train], len(AAMI_CLASSES))
+    head, val_scores = fit_probe(
+        x1[train], beats1.label[train], x1[val], beats1.label[val], multilabel=False, class_weights=weights
+    )
+    prob = head.scores(x2)
+    calibration = calibration_summary(
+        head.logits(x1[val]), beats1.label[val], head.logits(x2), beats2.label, multilabel=False
+    )
+    scaled = softmax(head.logits(x2) / calibration["temperature"])
+    return {
+        "test": evaluate_multiclass(prob, beats2.label, beats2.patient_id, n_boot, seed),
+        "l2": head.l2,
+        "val_macro_auroc": {f"{k:g}": v for k, v in val_scores.items()},
+        "class_weights": dict(zip(AAMI_CLASSES, weights.tolist())),
+        "n_train": len(train),
+        "n_val": len(val),
+        "calibration": calibration,
+        "reliability": {
+            "before": reliability_curve(prob, beats2.label, False),
+            "after": reliability_curve(scaled, beats2.label, False),
+        },
+    }, head
+
+
+def beat_embedding_table(backbone: ECGViT, records: Iterable[ECGRecord], options: BeatOptions) -> dict[str, Any]:
+    """Per-beat embeddings of any records (annotated beats, else neurokit2 R peaks) as Parquet columns."""
+    parts = []
+    for record in records:
+        beats = beat_table([record])
+        parts.append((beats, embed_beats(backbone, record, beats.sample, options)))
+    return {
+        "record_id": np.concatenate([b.record_id for b, _ in parts]),
+        "sample": np.concatenate([b.sample for b, _ in parts]),
+        "aami_class": np.concatenate([b.label for b, _ in parts]),
+        "features": np.concatenate([x for _, x in parts]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ecg-dino probe-mitbih``; parsing and orchestration live in ``ecg_dino.probes.cli``."""
+    from ecg_dino.probes.cli import main_mitbih
+
+    return main_mitbih(argv)

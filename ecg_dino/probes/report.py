@@ -1,0 +1,345 @@
+"""Probe reports: ``report.json``, ``report.md`` (model vs random init [vs RR] with 95 % CIs), PNG plots and
+the same scalars in TensorBoard (``probe/…`` for the model, ``probe_random_init/…``, ``probe_rr_baseline/…``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from ecg_dino.probes.calibration import plot_reliability
+
+PREFIX = {"model": "probe", "random_init": "probe_random_init", "rr_baseline": "probe_rr_baseline"}
+SUMMARY_SETS = ("all", "superdiagnostic")  # label sets drawn in the PTB-XL robustness plots
+
+
+def fmt(value: float | None, ci: tuple[float, float] | list[float] | None = None) -> str:
+    """``0.812 [0.780, 0.842]``; ``–`` for a missing value."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if ci is None or any(c is None or np.isnan(c) for c in ci):
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Numpy arrays/scalars, tuples and NaN -> plain JSON values (NaN becomes null)."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and np.isnan(obj):
+        return None
+    return obj
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def ptbxl_scalars(models: dict[str, Any]) -> dict[str, float]:
+    """Flat scalars of a PTB-XL report: AUROC per label set and fraction, calibration, robustness."""
+    out = {}
+    for model, sets in models.items():
+        p = PREFIX[model]
+        for label_set, res in sets.items():
+            fractions = res["fractions"]
+            for frac, r in fractions.items():
+                suffix = "" if float(frac) == max(map(float, fractions)) else f"_frac{frac}"
+                out[f"{p}/ptbxl_{label_set}_auroc{suffix}"] = r["macro_auroc"]
+            for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+                out[f"{p}/ptbxl_{label_set}_{key}"] = res["calibration"][key]
+            for cond, r in res.get("robustness", {}).items():
+                out[f"{p}/ptbxl_{label_set}_auroc_{cond}"] = r["macro_auroc"]
+    return finite(out)
+
+
+def mitbih_scalars(models: dict[str, Any]) -> dict[str, float]:
+    """Flat scalars of a MIT-BIH report: DS2 metrics, per-class Se/P+, calibration, robustness."""
+    out = {}
+    for model, res in models.items():
+        p, test = PREFIX[model], res["test"]
+        for key in ("macro_auroc", "macro_f1", "j_kappa", "accuracy"):
+            out[f"{p}/mitbih_{key}"] = test[key]
+        for cls, r in test["per_class"].items():
+            out[f"{p}/mitbih_se_{cls}"], out[f"{p}/mitbih_ppv_{cls}"] = r["sensitivity"], r["ppv"]
+        for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+            out[f"{p}/mitbih_{key}"] = res["calibration"][key]
+        for group in ("robustness", "nstdb_records"):
+            for cond, r in res.get(group, {}).items():
+                out[f"{p}/mitbih_auroc_{group}_{cond}"] = r["macro_auroc"]
+    return finite(out)
+
+
+def finite(scalars: dict[str, float | None]) -> dict[str, float]:
+    """The scalars that are defined (no None/NaN: e.g. the Se of a class absent from the test set)."""
+    return {k: float(v) for k, v in scalars.items() if v is not None and np.isfinite(v)}
+
+
+def write_tensorboard(scalars: dict[str, float], log_dir: Path, step: int = 0) -> None:
+    """Every scalar at ``step`` (e.g. the checkpoint's global step) in a TensorBoard event file."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(log_dir)) as writer:
+        for key, value in scalars.items():
+            writer.add_scalar(key, value, step)
+
+
+def plot_curves(
+    panels: dict[str, dict[str, dict[float, float]]],
+    xlabel: str,
+    path: Path,
+    reference: dict[str, float] | None = None,
+) -> None:
+    """One subplot per panel, one line per named curve {x: AUROC}; dashed clean references if given."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False, sharey=True)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for i, (name, points) in enumerate(curves.items()):
+            xs = sorted(points)
+            line = ax.plot(xs, [points[x] for x in xs], marker="o", label=name, color=f"C{i}")
+            if reference and name in reference:
+                ax.axhline(reference[name], linestyle="--", linewidth=1, color=line[0].get_color())
+        ax.set(title=title, xlabel=xlabel)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("macro AUROC")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _snr_panels(robust: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[float, float]]]:
+    """{curve: {condition: result}} -> {noise type: {curve: {snr: AUROC}}} for conditions named ``em_6dB``."""
+    panels: dict[str, dict[str, dict[float, float]]] = {}
+    for curve, conds in robust.items():
+        for cond, r in conds.items():
+            if cond.endswith("dB"):
+                noise, snr = cond.split("_", 1)
+                panels.setdefault(noise, {}).setdefault(curve, {})[float(snr[:-2])] = r["macro_auroc"]
+    return panels
+
+
+def ptbxl_markdown(report: dict[str, Any]) -> str:
+    """PTB-XL report: AUROC by label set × fraction, calibration, robustness; model vs random init."""
+    models = report["models"]
+    names = list(models)
+    first = models[names[0]]
+    rows = []
+    for label_set, res in first.items():
+        for frac, r in res["fractions"].items():
+            rows.append(
+                [
+                    label_set,
+                    f"{r['n_labels']} ({r['n_labels_excluded']})",
+                    f"{float(frac):.0%}",
+                    str(r["n_train"]),
+                ]
+                + [
+                    fmt(
+                        models[m][label_set]["fractions"][frac]["macro_auroc"],
+                        models[m][label_set]["fractions"][frac]["ci95"],
+                    )
+                    for m in names
+                ]
+            )
+    parts = [
+        f"# PTB-XL linear probe\n\n{_preamble(report)}",
+        "## Macro AUROC on fold 10 [bootstrap 95 % CI over records]\n\n'labels (excluded)': labels in the set "
+        "(of which left out of the macro mean because fold 10 lacks their positives or negatives).\n",
+        table(["label set", "labels (excluded)", "train fraction", "train records", *names], rows),
+    ]
+    cal_rows = [
+        [
+            label_set,
+            m,
+            f"{c['temperature']:.2f}",
+            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
+            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+        ]
+        for label_set in first
+        for m in names
+        for c in [models[m][label_set]["calibration"]]
+    ]
+    parts += [
+        "## Calibration (100 % head; temperature fitted on fold 9)\n",
+        table(["label set", "model", "T", "ECE (15 bins) before → after", "Brier before → after"], cal_rows),
+    ]
+    if "robustness" in next(iter(first.values())):
+        for m in names:
+            conds = list(next(iter(models[m].values()))["robustness"])
+            rows = [
+                [c]
+                + [
+                    fmt(models[m][s]["robustness"][c]["macro_auroc"], models[m][s]["robustness"][c]["ci95"])
+                    for s in models[m]
+                ]
+                for c in conds
+            ]
+            parts += [
+                f"## Robustness on fold 10: {m} (100 % heads, trained on clean 12-lead data)\n",
+                table(["condition", *models[m]], rows),
+            ]
+    parts.append(_figures(report))
+    return "\n\n".join(parts) + "\n"
+
+
+def mitbih_markdown(report: dict[str, Any]) -> str:
+    """MIT-BIH report: DS2 metrics per model with CIs, per-class Se/P+, confusion, calibration, robustness."""
+    models = report["models"]
+    names = list(models)
+    metric_rows = [
+        [key] + [fmt(models[m]["test"][key], models[m]["test"].get("ci95", {}).get(key)) for m in names]
+        for key in ("macro_auroc", "macro_f1", "j_kappa", "accuracy")
+    ]
+    metric_rows.append(["kappa"] + [fmt(models[m]["test"]["kappa"]) for m in names])
+    for cls in models[names[0]]["test"]["per_class"]:
+        for key in ("sensitivity", "ppv", "auroc"):
+            metric_rows.append([f"{key} {cls}"] + [fmt(models[m]["test"]["per_class"][cls][key]) for m in names])
+    parts = [
+        f"# MIT-BIH beat probe (DS1 → DS2, inter-patient)\n\n{_preamble(report)}",
+        "## DS2 metrics [bootstrap 95 % CI, patients resampled]\n",
+        table(["metric", *names], metric_rows),
+    ]
+    for m in names:
+        cm = models[m]["test"]["confusion"]
+        classes = list(models[m]["test"]["per_class"])
+        parts += [
+            f"### Confusion matrix: {m} (rows true, columns predicted)\n",
+            table(["", *classes], [[c] + [str(v) for v in row] for c, row in zip(classes, cm)]),
+        ]
+    cal_rows = [
+        [
+            m,
+            f"{c['temperature']:.2f}",
+            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
+            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+        ]
+        for m in names
+        for c in [models[m]["calibration"]]
+    ]
+    parts += [
+        "## Calibration (top-label ECE, 15 bins; temperature fitted on the DS1 validation patients)\n",
+        table(["model", "T", "ECE before → after", "Brier before → after"], cal_rows),
+    ]
+    for group, title in (
+        ("robustness", "Robustness: NSTDB noise added to a DS2 subsample"),
+        (
+            "nstdb_records",
+            "Real noisy records 118e*/119e* (em noise; DS1 patients 118 and 119, so not a held-out test)",
+        ),
+    ):
+        robust = [m for m in names if group in models[m]]
+        if robust:
+            conds = list(models[robust[0]][group])
+            rows = [
+                [c]
+                + [
+                    fmt(
+                        models[m][group][c]["macro_auroc"],
+                        models[m][group][c].get("ci95", {}).get("macro_auroc"),
+                    )
+                    for m in robust
+                ]
+                for c in conds
+            ]
+            parts += [f"## {title} — macro AUROC\n", table(["condition", *robust], rows)]
+    parts.append(_figures(report))
+    return "\n\n".join(parts) + "\n"
+
+
+def _preamble(report: dict[str, Any]) -> str:
+    settings = "\n".join(f"- {k}: {v}" for k, v in report["settings"].items())
+    data = "\n".join(f"- {k}: {v}" for k, v in report["data"].items())
+    return f"Checkpoint `{report['checkpoint']}`.\n\nSettings:\n{settings}\n\nData:\n{data}"
+
+
+def _figures(report: dict[str, Any]) -> str:
+    return "## Figures\n\n" + "\n".join(f"![{p}]({p})" for p in report.get("figures", []))
+
+
+def write_report(report: dict[str, Any], out: Path, step: int = 0) -> None:
+    """report.json, report.md, figures and TensorBoard scalars under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    probe, models = report["probe"], report["models"]
+    if probe == "ptbxl":
+        figures, scalars, markdown = _ptbxl_figures(models, out), ptbxl_scalars(models), ptbxl_markdown
+    else:
+        figures, scalars, markdown = _mitbih_figures(models, out), mitbih_scalars(models), mitbih_markdown
+    curves, title = _reliability_curves(probe, models)
+    plot_reliability(curves, title, out / f"{probe}_reliability.png")
+    report = {**report, "figures": [*figures, f"{probe}_reliability.png"], "scalars": scalars}
+    (out / "report.json").write_text(json.dumps(to_jsonable(report), indent=1))
+    (out / "report.md").write_text(markdown(report))
+    write_tensorboard(scalars, out / "tensorboard", step)
+
+
+def _reliability_curves(probe: str, models: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Test reliability curves before/after temperature scaling (PTB-XL: the first label set)."""
+    if probe == "ptbxl":
+        label_set = next(iter(next(iter(models.values()))))
+        rel = {m: sets[label_set]["reliability"] for m, sets in models.items()}
+        title = f"PTB-XL {label_set}: reliability (fold 10)"
+    else:
+        rel = {m: res["reliability"] for m, res in models.items() if "reliability" in res}
+        title = "MIT-BIH DS2: top-label reliability"
+    return {f"{m} {when}": curve for m, r in rel.items() for when, curve in r.items()}, title
+
+
+def _ptbxl_figures(models: dict[str, Any], out: Path) -> list[str]:
+    robust = {
+        f"{m} {s}": sets[s]["robustness"]
+        for m, sets in models.items()
+        for s in SUMMARY_SETS
+        if s in sets and "robustness" in sets[s]
+    }
+    if not robust:
+        return []
+    clean = {
+        f"{m} {s}": sets[s]["fractions"][max(sets[s]["fractions"], key=float)]["macro_auroc"]
+        for m, sets in models.items()
+        for s in SUMMARY_SETS
+        if s in sets
+    }
+    plot_curves(_snr_panels(robust), "SNR (dB)", out / "ptbxl_auroc_vs_snr.png", clean)
+    leads = {
+        "lead subsets": {
+            c: {float(k.split("_")[1]): v["macro_auroc"] for k, v in r.items() if k.startswith("leads_")}
+            for c, r in robust.items()
+        }
+    }
+    plot_curves(leads, "number of leads", out / "ptbxl_auroc_vs_leads.png")
+    return ["ptbxl_auroc_vs_snr.png", "ptbxl_auroc_vs_leads.png"]
+
+
+def _mitbih_figures(models: dict[str, Any], out: Path) -> list[str]:
+    robust = {m: r["robustness"] for m, r in models.items() if "robustness" in r}
+    if not robust:
+        return []
+    panels = _snr_panels(robust)
+    real = {
+        m: {_nstdb_snr(c): v["macro_auroc"] for c, v in r["nstdb_records"].items() if c != "clean"}
+        for m, r in models.items()
+        if "nstdb_records" in r
+    }
+    if real:
+        panels["em: real 118e/119e (DS1)"] = real
+    clean = {m: r["clean"]["macro_auroc"] for m, r in robust.items() if "clean" in r}
+    plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", clean)
+    return ["mitbih_auroc_vs_snr.png"]
+
+
+def _nstdb_snr(name: str) -> float:
+    """``em_6dB`` -> 6.0 (the real noisy records are reported under the same names)."""
+    return float(name.split("_", 1)[1][:-2])

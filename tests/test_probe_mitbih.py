@@ -1,0 +1,131 @@
+"""MIT-BIH beat probe: AAMI beat counts against de Chazal's table, beat windows, RR baseline, errors, e2e."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.checkpoint import export_safetensors
+from ecg_dino.model.vit import build_vit
+from ecg_dino.probes import mitbih
+from ecg_dino.probes.rr_baseline import record_rr_features
+
+REPO = Path(__file__).resolve().parents[1]
+MITDB = REPO.parent / "shared" / "data" / "mitdb"
+needs_mitdb = pytest.mark.skipif(not MITDB.is_dir(), reason=f"MIT-BIH Arrhythmia Database not present at {MITDB}")
+
+
+@needs_mitdb
+def test_beat_counts_equal_de_chazal() -> None:
+    """Every annotated beat, first and last included, mapped to AAMI classes gives the published counts:
+    DS1 N 45866, S 944, V 3788, F 415, Q 8 and DS2 N 44259, S 1837, V 3221, F 388, Q 7 (de Chazal, O'Dwyer
+    & Reilly 2004, IEEE TBME 51(7), Table I; the same figures in Llamedo & Martínez 2011, IEEE TBME 58(3))."""
+    for names, expected in ((mitbih.DS1, mitbih.DS1_COUNTS), (mitbih.DS2, mitbih.DS2_COUNTS)):
+        beats = mitbih.beat_table(mitbih.read_records(MITDB, names))
+        assert beats.counts() == expected
+
+
+def test_aami_mapping_ignores_non_beat_symbols() -> None:
+    ann = {"sample": [10, 20, 30, 40, 50, 60, 70], "symbol": ["N", "+", "A", "!", "V", "~", "f"]}
+    rec = ECGRecord(np.zeros((1, 100)), 360.0, ("MLII",), "r", "p", "t", annotations=ann)
+    samples, labels = mitbih.annotated_beats(rec)
+    assert samples.tolist() == [10, 30, 50, 70] and labels.tolist() == [0, 1, 2, 4]
+
+
+def test_beat_windows_centre_r_and_stay_inside_the_record() -> None:
+    patch, window = 50, 7 * 50
+    starts, centre = mitbih.beat_window_starts(np.array([10, 1000, 1990]), 2000, window, patch)
+    assert starts.tolist() == [0, 1000 - 3 * patch - 25, 2000 - window]
+    assert centre[1] == 3 and (1000 - starts[1]) % patch == 25  # R mid centre patch
+    assert centre.tolist() == [1, 3, 5]  # near the ends R sits in patch 0 / 6, clamped so R patch ± 1 fits
+
+
+def test_rr_features_of_a_regular_rhythm() -> None:
+    feats = record_rr_features(np.arange(30) * 0.8)
+    np.testing.assert_allclose(feats[:, :4], 0.8)
+    np.testing.assert_allclose(feats[:, 4:], 1.0)
+    premature = np.r_[np.arange(10) * 0.8, 7.6, np.arange(11, 20) * 0.8]  # beat 10 early by 0.4 s
+    f = record_rr_features(premature)
+    assert f[10, 0] == pytest.approx(0.4) and f[10, 1] == pytest.approx(1.2)
+
+
+def test_record_without_annotations_is_an_error_naming_the_file(tmp_path: Path) -> None:
+    for ext in ("hea", "dat"):
+        (tmp_path / f"100.{ext}").write_bytes(b"")
+    with pytest.raises(BadRecordError, match=r"100\.atr"):
+        mitbih.read_records(tmp_path, ("100",))
+
+
+def test_validation_patients_hold_every_class() -> None:
+    labels = {"a": [0, 1, 2, 3], "b": [0, 0, 1], "c": [0, 2, 3], "d": [0, 1, 2, 3], "e": [0]}
+    beats = mitbih.Beats(
+        record_id=np.array([r for r, ls in labels.items() for _ in ls], dtype=object),
+        patient_id=np.array([r for r, ls in labels.items() for _ in ls], dtype=object),
+        sample=np.zeros(sum(map(len, labels.values())), dtype=np.int64),
+        label=np.array([lab for ls in labels.values() for lab in ls]),
+    )
+    val = mitbih.validation_records(beats, 2, seed=0)
+    in_val = np.isin(beats.record_id, val)
+    assert len(val) == 2 and {0, 1, 2, 3} <= set(beats.label[in_val]) and {0, 1, 2, 3} <= set(beats.label[~in_val])
+
+
+@needs_mitdb
+@pytest.mark.slow
+def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path) -> None:
+    config = {"size": "tiny", "depth": 1, "embed_dim": 32, "num_heads": 2}
+    torch.manual_seed(1)
+    model = build_vit(**config)
+    model.init_weights()
+    export_safetensors(model, config, tmp_path / "tiny.safetensors")
+    out = tmp_path / "report"
+    argv = [
+        "--ckpt",
+        str(tmp_path / "tiny.safetensors"),
+        "--mitdb",
+        str(MITDB),
+        "--out",
+        str(out),
+        "--ds1",
+        "208",
+        "223",
+        "124",
+        "118",
+        "--ds2",
+        "100",
+        "213",
+        "--val-records",
+        "1",
+        "--n-boot",
+        "50",
+        "--robust-per-class",
+        "20",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
+    assert mitbih.main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["models"]) == {"model", "random_init", "rr_baseline"}
+    test = report["models"]["model"]["test"]
+    assert test["n_beats"] == sum(report["data"]["DS2 beats"].values())
+    assert np.array(test["confusion"]).sum() == test["n_beats"]
+    lo, hi = test["ci95"]["macro_auroc"]
+    assert lo <= hi
+    assert len(report["models"]["model"]["robustness"]) == 1 + 18
+    assert set(report["models"]["model"]["nstdb_records"]) == {
+        "clean",
+        "em_24dB",
+        "em_18dB",
+        "em_12dB",
+        "em_6dB",
+        "em_0dB",
+        "em_-6dB",
+    }
+    assert "robustness" not in report["models"]["rr_baseline"]
+    for name in ("report.md", "mitbih_auroc_vs_snr.png", "mitbih_reliability.png"):
+        assert (out / name).is_file()
+    assert "DS1 patients" in (out / "report.md").read_text()
