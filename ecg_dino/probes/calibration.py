@@ -113,7 +113,8 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, ...]], title: str, path
     """Reliability diagram: accuracy vs confidence per bin for each named curve, with the diagonal."""
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1)
-    for name, (count, conf, acc) in curves.items():
+    for name, curve in curves.items():
+        count, conf, acc = (np.asarray(a, dtype=float) for a in curve)  # lists when read back from JSON
         keep = count > 0
         ax.plot(conf[keep], acc[keep], marker="o", label=name)
     ax.set(xlabel="confidence", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1), title=title)

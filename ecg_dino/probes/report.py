@@ -101,15 +101,16 @@ def plot_curves(
     panels: dict[str, dict[str, dict[float, float]]],
     xlabel: str,
     path: Path,
-    reference: dict[str, float] | None = None,
+    references: dict[str, dict[str, float]] | None = None,
 ) -> None:
-    """One subplot per panel, one line per named curve {x: AUROC}; dashed clean references if given."""
+    """One subplot per panel, one line per named curve {x: AUROC}; dashed clean references per panel."""
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False, sharey=True)
     for ax, (title, curves) in zip(axes[0], panels.items()):
         for i, (name, points) in enumerate(curves.items()):
             xs = sorted(points)
             line = ax.plot(xs, [points[x] for x in xs], marker="o", label=name, color=f"C{i}")
-            if reference and name in reference:
+            reference = (references or {}).get(title, {})
+            if name in reference:
                 ax.axhline(reference[name], linestyle="--", linewidth=1, color=line[0].get_color())
         ax.set(title=title, xlabel=xlabel)
         ax.grid(alpha=0.3)
@@ -312,7 +313,8 @@ def _ptbxl_figures(models: dict[str, Any], out: Path) -> list[str]:
         for s in SUMMARY_SETS
         if s in sets
     }
-    plot_curves(_snr_panels(robust), "SNR (dB)", out / "ptbxl_auroc_vs_snr.png", clean)
+    panels = _snr_panels(robust)
+    plot_curves(panels, "SNR (dB)", out / "ptbxl_auroc_vs_snr.png", dict.fromkeys(panels, clean))
     leads = {
         "lead subsets": {
             c: {float(k.split("_")[1]): v["macro_auroc"] for k, v in r.items() if k.startswith("leads_")}
@@ -328,15 +330,18 @@ def _mitbih_figures(models: dict[str, Any], out: Path) -> list[str]:
     if not robust:
         return []
     panels = _snr_panels(robust)
+    clean = {m: r["clean"]["macro_auroc"] for m, r in robust.items() if "clean" in r}
+    references = dict.fromkeys(panels, clean)
     real = {
         m: {_nstdb_snr(c): v["macro_auroc"] for c, v in r["nstdb_records"].items() if c != "clean"}
         for m, r in models.items()
         if "nstdb_records" in r
     }
     if real:
-        panels["em: real 118e/119e (DS1)"] = real
-    clean = {m: r["clean"]["macro_auroc"] for m, r in robust.items() if "clean" in r}
-    plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", clean)
+        title = "em: real 118e/119e (DS1)"
+        panels[title] = real
+        references[title] = {m: r["nstdb_records"]["clean"]["macro_auroc"] for m, r in models.items() if m in real}
+    plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", references)
     return ["mitbih_auroc_vs_snr.png"]
 
 
