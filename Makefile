@@ -73,6 +73,10 @@ prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment 
 	$(ECG) prepare --source cinc2021 --raw $(SHARED)/cinc2021_samples --out $(CPU_REAL_SHARDS)/cinc2021
 	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
 
+.PHONY: cpu-real
+cpu-real: $(VENV)/.installed ## The CPU real-data experiment: both pretrainings, all probes, the comparison table
+	SHARED=$(SHARED) experiments/run_cpu_real.sh
+
 .PHONY: probe-ptbxl
 probe-ptbxl: $(VENV)/.installed ## PTB-XL linear probe (CKPT=last|path PTBXL=dir)
 	$(ECG) probe-ptbxl --ckpt "$(CKPT_PATH)" --ptbxl $(PTBXL) $(ARGS)

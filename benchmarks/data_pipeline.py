@@ -101,9 +101,7 @@ def main() -> None:
     datasets = {"mitdb 2-lead 10 s windows": mitdb, "ptbxl 12-lead 10 s @500 Hz": ptbxl}
     noise = NoiseInjector(NoiseBank(data / "nstdb", RATE, "train"), p=0.5)
 
-    print(
-        f"{'dataset':30s} {'(a) wfdb':>10s} {'(b) shards':>11s} {'(c) +crops':>11s} {'b/a':>6s} {'c/a':>6s}"
-    )
+    print(f"{'dataset':30s} {'(a) wfdb':>10s} {'(b) shards':>11s} {'(c) +crops':>11s} {'b/a':>6s} {'c/a':>6s}")
     for name, items in datasets.items():
         shard_dir = out / name.split()[0]
         paths = sorted(str(p) for p in shard_dir.glob("*.parquet"))
@@ -118,9 +116,7 @@ def main() -> None:
         b = rate(lambda paths=paths: stream_only(paths))
         c = rate(lambda paths=paths: stream_crops(paths, noise))
         print(f"{name:30s} {a:10.0f} {b:11.0f} {c:11.0f} {b / a:6.1f} {c / a:6.1f}")
-    print(
-        f"samples/s, one core; {len(mitdb)} MIT-BIH windows, {len(ptbxl)} PTB-XL records; target (c) >= 500"
-    )
+    print(f"samples/s, one core; {len(mitdb)} MIT-BIH windows, {len(ptbxl)} PTB-XL records; target (c) >= 500")
 
 
 if __name__ == "__main__":

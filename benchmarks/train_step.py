@@ -42,9 +42,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def make_batch(
-    B: int, global_s: float, local_s: float, n_local: int, rate: float, device: torch.device
-) -> dict:
+def make_batch(B: int, global_s: float, local_s: float, n_local: int, rate: float, device: torch.device) -> dict:
     """A pretraining batch in the documented layout: 12-lead global crops, 3-lead local crops."""
 
     def crops(n: int, leads: list[str], seconds: float) -> dict:
@@ -134,9 +132,7 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     fp32, bf16 = peaks["fp32"] / 1e9, peaks["bf16"] / 1e9
     print(f"device {device} ({name}), torch {torch.__version__}; matmul peak fp32 {fp32:.0f}, bf16 {bf16:.0f} GFLOP/s")
-    print(
-        f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local"
-    )
+    print(f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local")
     for size in args.sizes:
         for precision in args.precisions:
             print(bench(size, precision, args, device, peaks), flush=True)

@@ -66,9 +66,7 @@ class MultiCrop:
         if not 0.0 <= global_lead_drop < 1.0:
             raise ValueError(f"global_lead_drop must be in [0, 1), got {global_lead_drop}")
         if not 1 <= local_min_leads <= local_max_leads:
-            raise ValueError(
-                f"need 1 <= local_min_leads <= local_max_leads, got {local_min_leads}, {local_max_leads}"
-            )
+            raise ValueError(f"need 1 <= local_min_leads <= local_max_leads, got {local_min_leads}, {local_max_leads}")
         if global_min_leads < 1 or n_global_crops < 1 or n_local_crops < 0:
             raise ValueError("need global_min_leads >= 1, n_global_crops >= 1 and n_local_crops >= 0")
         self.global_crop_seconds = global_crop_seconds
@@ -83,9 +81,7 @@ class MultiCrop:
 
     def crop_samples(self, sample_rate_hz: float) -> tuple[int, int]:
         """(global, local) crop lengths in samples at ``sample_rate_hz``."""
-        return round(self.global_crop_seconds * sample_rate_hz), round(
-            self.local_crop_seconds * sample_rate_hz
-        )
+        return round(self.global_crop_seconds * sample_rate_hz), round(self.local_crop_seconds * sample_rate_hz)
 
     def __call__(
         self, signal: np.ndarray, lead_ids: np.ndarray, sample_rate_hz: float, rng: np.random.Generator

@@ -84,9 +84,7 @@ def synthetic_noise(noise_type: str, n_samples: int, sample_rate_hz: float, rng:
         level = np.cumsum(events, axis=1)  # [2, T] index of the current plateau
         jumps = np.take_along_axis(rng.normal(size=(2, int(level.max()) + 1)), level, axis=1)
         decay = np.exp(-1.0 / (0.3 * fs))  # transients decay with a 0.3 s time constant
-        transients = sps.lfilter(
-            [1.0], [1.0, -decay], events * rng.normal(0, 3.0, size=(2, n_samples)), axis=1
-        )
+        transients = sps.lfilter([1.0], [1.0, -decay], events * rng.normal(0, 3.0, size=(2, n_samples)), axis=1)
         noise = jumps + transients + 0.05 * rng.normal(size=(2, n_samples))
     else:
         raise ValueError(f"unknown noise type {noise_type!r}; known: {', '.join(NOISE_TYPES)}")
@@ -146,9 +144,7 @@ class NoiseBank:
         C = len(type_index)
         if self._channels.shape[1] < crop_samples:
             raise ValueError(f"noise records have {self._channels.shape[1]} samples, fewer than a crop")
-        rows = self._first_row[type_index][:, None] + rng.integers(
-            0, self._n_rows[type_index][:, None], (C, n_leads)
-        )
+        rows = self._first_row[type_index][:, None] + rng.integers(0, self._n_rows[type_index][:, None], (C, n_leads))
         start = rng.integers(0, self._channels.shape[1] - crop_samples + 1, size=(C, n_leads))
         windows = np.lib.stride_tricks.sliding_window_view(self._channels, crop_samples, axis=1)  # view
         return windows[rows, start]  # [C, L, T]
@@ -212,9 +208,7 @@ def add_noise(
 class NoiseInjector:
     """Adds noise to each crop with probability ``p``: a random type, SNR uniform in ``snr_db_range``."""
 
-    def __init__(
-        self, bank: NoiseBank, p: float = 0.5, snr_db_range: tuple[float, float] = (-6.0, 24.0)
-    ) -> None:
+    def __init__(self, bank: NoiseBank, p: float = 0.5, snr_db_range: tuple[float, float] = (-6.0, 24.0)) -> None:
         self.bank = bank
         self.p = p
         self.snr_db_range = snr_db_range

@@ -36,9 +36,7 @@ def read_manifest(shard_dir: str | Path, sample_rate_hz: float) -> dict[str, lis
     """Shard files of one directory grouped by source; the manifest's rate must be ``sample_rate_hz``."""
     path = Path(shard_dir) / "manifest.json"
     if not path.exists():
-        raise FileNotFoundError(
-            f"{shard_dir}: no manifest.json (is it a shard directory written by prepare?)"
-        )
+        raise FileNotFoundError(f"{shard_dir}: no manifest.json (is it a shard directory written by prepare?)")
     manifest = json.loads(path.read_text())
     rate = float(manifest["target_sample_rate_hz"])
     if abs(rate - sample_rate_hz) > 1e-6:
@@ -52,9 +50,7 @@ def read_manifest(shard_dir: str | Path, sample_rate_hz: float) -> dict[str, lis
 class _EpochLoader(DataLoader):
     """A DataLoader that calls ``begin_epoch`` before each pass and ``on_batch`` after each batch."""
 
-    def __init__(
-        self, dataset: ShardStream, begin_epoch: Callable, on_batch: Callable, **kwargs: Any
-    ) -> None:
+    def __init__(self, dataset: ShardStream, begin_epoch: Callable, on_batch: Callable, **kwargs: Any) -> None:
         super().__init__(dataset, **kwargs)
         self._begin_epoch = begin_epoch
         self._on_batch = on_batch

@@ -76,9 +76,7 @@ def _row(record: ECGRecord) -> dict:
         "scale_mv": scale.tolist(),
         "signal": q.tobytes(),
         "labels": json.dumps(record.labels, default=_json_default),
-        "annotations": None
-        if record.annotations is None
-        else json.dumps(record.annotations, default=_json_default),
+        "annotations": None if record.annotations is None else json.dumps(record.annotations, default=_json_default),
     }
 
 

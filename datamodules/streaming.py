@@ -135,18 +135,14 @@ class ShardStream(IterableDataset):
         self.source_names = list(sources)
         self.weights = np.array([float(weights.get(name, 1.0)) for name in self.source_names])
         if (self.weights <= 0).any():
-            raise ValueError(
-                f"source weights must be positive, got {dict(zip(self.source_names, self.weights))}"
-            )
+            raise ValueError(f"source weights must be positive, got {dict(zip(self.source_names, self.weights))}")
         self.shards: list[str] = []
         self.units: list[np.ndarray] = []  # per source: [U, 3] (shard index, row group, rows)
         for name in self.source_names:
             units = []
             for path in sources[name]:
                 meta = pq.ParquetFile(path).metadata
-                units += [
-                    (len(self.shards), g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)
-                ]
+                units += [(len(self.shards), g, meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
                 self.shards.append(str(path))
             self.units.append(np.array(units, dtype=np.int64).reshape(-1, 3))
         if not any(len(units) for units in self.units):
@@ -198,14 +194,10 @@ class ShardStream(IterableDataset):
             first = int(ends[u] - units[u, 2])
             if first >= hi:
                 break
-            segments.append(
-                (int(units[u, 0]), int(units[u, 1]), max(lo - first, 0), min(hi, ends[u]) - first)
-            )
+            segments.append((int(units[u, 0]), int(units[u, 1]), max(lo - first, 0), min(hi, ends[u]) - first))
         return segments
 
-    def _read_order(
-        self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator
-    ) -> Iterator[Key]:
+    def _read_order(self, epoch: int, worker: int, num_workers: int, rng: np.random.Generator) -> Iterator[Key]:
         """Keys of ``worker``'s samples in reading order: the sources interleaved by weight."""
         streams, left = [], []
         for s in range(len(self.units)):

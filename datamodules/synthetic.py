@@ -108,9 +108,7 @@ def _generate(params: dict, num_workers: int) -> list[ECGRecord]:
     n_records, per_patient = params["num_records"], params["records_per_patient"]
     n_patients = -(-n_records // per_patient)
     seeds = [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(params["seed"]).spawn(n_patients)]
-    record_ids = [
-        list(range(p * per_patient, min((p + 1) * per_patient, n_records))) for p in range(n_patients)
-    ]
+    record_ids = [list(range(p * per_patient, min((p + 1) * per_patient, n_records))) for p in range(n_patients)]
     simulate = functools.partial(
         _patient_records, duration_s=params["duration_s"], sample_rate_hz=params["sample_rate_hz"]
     )

@@ -40,9 +40,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({e})") from e
 
 
-def backbone_state(
-    path: str | Path, which: str = "teacher"
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(backbone config, backbone state dict) of ``which`` branch (teacher or student) of a checkpoint."""
     path = Path(path)
     if path.suffix == ".safetensors":
@@ -54,9 +52,7 @@ def backbone_state(
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" not in ckpt or "backbone" not in hparams:
-        raise CheckpointError(
-            f"{path}: not an ecg-dino pretraining checkpoint (no state_dict/backbone config)"
-        )
+        raise CheckpointError(f"{path}: not an ecg-dino pretraining checkpoint (no state_dict/backbone config)")
     prefix = f"{which}.backbone."
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:

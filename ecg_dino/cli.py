@@ -23,6 +23,7 @@ TOOLS = {
     "consolidate": "ecg_dino.consolidate",
     "probe-ptbxl": "ecg_dino.probes.ptbxl",
     "probe-mitbih": "ecg_dino.probes.mitbih",
+    "compare": "ecg_dino.probes.compare",
 }
 
 

@@ -89,11 +89,13 @@ class DinoPretrainModule(L.LightningModule):
         hp = self.hparams
         backbone = self._build_backbone()
         head = dict(hidden_dim=hp.head_hidden_dim, bottleneck_dim=hp.head_bottleneck_dim, nlayers=hp.head_layers)
-        return nn.ModuleDict({
-            "backbone": backbone,
-            "dino_head": DINOHead(backbone.embed_dim, hp.num_prototypes, **head),
-            "ibot_head": DINOHead(backbone.embed_dim, hp.ibot_num_prototypes, **head),
-        })
+        return nn.ModuleDict(
+            {
+                "backbone": backbone,
+                "dino_head": DINOHead(backbone.embed_dim, hp.num_prototypes, **head),
+                "ibot_head": DINOHead(backbone.embed_dim, hp.ibot_num_prototypes, **head),
+            }
+        )
 
     def init_weights(self) -> None:
         """Initialise the student under the seed, then start teacher and Gram teacher as exact copies."""
@@ -146,11 +148,16 @@ class DinoPretrainModule(L.LightningModule):
 
     def configure_model(self) -> None:
         """Activation checkpointing and, under ``ModelParallelStrategy``, FSDP2 sharding (``ecg_dino.parallel``)."""
-        parallel.configure_model(self, self.device_mesh, str(self.trainer.precision),
-                                 self.hparams.activation_checkpointing)
+        parallel.configure_model(
+            self, self.device_mesh, str(self.trainer.precision), self.hparams.activation_checkpointing
+        )
 
-    def configure_gradient_clipping(self, optimizer: torch.optim.Optimizer, gradient_clip_val: float | None = None,
-                                    gradient_clip_algorithm: str | None = None) -> None:
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
         parallel.clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     # -------------------------------------------------------------------------------------- training
@@ -218,15 +225,24 @@ class DinoPretrainModule(L.LightningModule):
         s_cls = s_global["cls"].view(n_global, B, -1)
         koleo_loss = sum(self.koleo_loss(s_cls[c].float()) for c in range(n_global)) / n_global
 
-        loss = (hp.dino_loss_weight * dino_loss + hp.ibot_loss_weight * ibot_loss
-                + hp.koleo_loss_weight * n_global * koleo_loss)
-        out = {"dino_local_loss": local_loss, "dino_global_loss": global_loss, "dino_loss": dino_loss,
-               "ibot_loss": ibot_loss, "koleo_loss": koleo_loss}
+        loss = (
+            hp.dino_loss_weight * dino_loss
+            + hp.ibot_loss_weight * ibot_loss
+            + hp.koleo_loss_weight * n_global * koleo_loss
+        )
+        out = {
+            "dino_local_loss": local_loss,
+            "dino_global_loss": global_loss,
+            "dino_loss": dino_loss,
+            "ibot_loss": ibot_loss,
+            "koleo_loss": koleo_loss,
+        }
         if self.gram_teacher is not None and step >= hp.gram_start_step:
             with torch.no_grad():
                 target = self.gram_teacher.backbone.forward_features(**g_crops)["patches"]
-            gram_loss = self.gram_loss(s_global["patches"].flatten(1, 2), target.flatten(1, 2),
-                                       token_mask=patch_mask.flatten(1))
+            gram_loss = self.gram_loss(
+                s_global["patches"].flatten(1, 2), target.flatten(1, 2), token_mask=patch_mask.flatten(1)
+            )
             loss = loss + hp.gram_loss_weight * gram_loss
             out["gram_loss"] = gram_loss
         out["loss"] = loss
@@ -252,17 +268,22 @@ class DinoPretrainModule(L.LightningModule):
 
         ``diag/teacher_cls_std`` is the per-feature std across the batch of the L2-normalised class token,
         averaged over features; a collapsed teacher gives 0, spread-out embeddings about 1/sqrt(D).
+        ``diag/teacher_target_entropy`` is the mean entropy of one row of the Sinkhorn-Knopp targets: near
+        ``ln K`` the targets are uniform and the DINO loss carries no signal (the other collapse mode).
         """
         cls = nn.functional.normalize(teacher["cls"].float(), dim=-1)
         probs = torch.softmax(teacher["cls_logits"].float() / teacher_temp, dim=-1)  # before Sinkhorn-Knopp
         mean_probs = probs.mean(0)
         entropy = -(mean_probs * mean_probs.clamp_min(1e-12).log()).sum()
-        used = torch.unique(teacher["cls_probs"].flatten(0, 1).argmax(-1)).numel()
+        targets = teacher["cls_probs"].flatten(0, 1).float()
+        target_entropy = -(targets * targets.clamp_min(1e-12).log()).sum(-1).mean()
+        used = torch.unique(targets.argmax(-1)).numel()
         return {
             "diag/teacher_cls_std": cls.std(0).mean(),
             "diag/teacher_cls_std_ref": 1 / math.sqrt(cls.shape[-1]),
             "diag/teacher_mean_entropy": entropy,
             "diag/teacher_mean_entropy_max": math.log(mean_probs.numel()),
+            "diag/teacher_target_entropy": target_entropy,
             "diag/prototypes_used": float(used),
             "diag/masked_patch_fraction": masks.float().mean(),
         }

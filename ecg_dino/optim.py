@@ -28,8 +28,6 @@ def param_groups(student: nn.ModuleDict, layer_decay: float = 1.0) -> list[dict]
             continue
         lr_scale = layer_decay ** (depth + 1 - layer_id(name, depth))
         wd_scale = 0.0 if (name in no_wd or p.ndim <= 1 or name.endswith(".bias")) else 1.0
-        group = groups.setdefault(
-            (lr_scale, wd_scale), {"params": [], "lr_scale": lr_scale, "wd_scale": wd_scale}
-        )
+        group = groups.setdefault((lr_scale, wd_scale), {"params": [], "lr_scale": lr_scale, "wd_scale": wd_scale})
         group["params"].append(p)
     return list(groups.values())

@@ -28,9 +28,7 @@ def cosine_schedule(
     return np.concatenate([freeze, warmup, cosine]).astype(np.float64)
 
 
-def linear_warmup_constant(
-    value: float, total_steps: int, warmup_steps: int, warmup_start: float
-) -> np.ndarray:
+def linear_warmup_constant(value: float, total_steps: int, warmup_steps: int, warmup_start: float) -> np.ndarray:
     """Linear ``warmup_start -> value`` over ``warmup_steps``, then constant (the teacher temperature)."""
     warm = np.linspace(warmup_start, value, max(0, min(warmup_steps, total_steps)))
     return np.concatenate([warm, np.full(total_steps - len(warm), value)]).astype(np.float64)

@@ -92,9 +92,7 @@ def write_corrupt_code15(root: Path) -> dict[str, str]:
     tracings[3, 1000, 0] = np.inf
     tracings[4] = 0.0
     write_code15_part(root / "exams_part0.hdf5", [11, 12, 13, 14, 15, 16], tracings)
-    write_code15_part(
-        root / "exams_part1.hdf5", [12, 17], np.stack([padded_tracing(rng, 2934) for _ in range(2)])
-    )
+    write_code15_part(root / "exams_part1.hdf5", [12, 17], np.stack([padded_tracing(rng, 2934) for _ in range(2)]))
     with h5py.File(root / "exams_part2.hdf5", "w") as f:
         f.create_dataset("exam_id", data=np.array([21, 22]))
     (root / "exams_part3.hdf5").write_bytes(b"")
@@ -113,9 +111,7 @@ def write_corrupt_code15(root: Path) -> dict[str, str]:
 def run_prepare(raw: Path, out: Path, source: str) -> tuple[pd.DataFrame, dict]:
     assert main(["--source", source, "--raw", str(raw), "--out", str(out), "--records-per-shard", "3"]) == 0
     quarantine = pd.read_csv(out / "quarantine.csv", keep_default_na=False)
-    return quarantine, {
-        r.record_id: r for shard in sorted(out.glob("*.parquet")) for r in iter_records(shard)
-    }
+    return quarantine, {r.record_id: r for shard in sorted(out.glob("*.parquet")) for r in iter_records(shard)}
 
 
 def assert_reported(quarantine: pd.DataFrame, expected: dict[str, str]) -> None:

@@ -210,9 +210,7 @@ def test_gram_loss_token_mask() -> None:
     valid = torch.rand(3, 6, generator=g) < 0.6
     valid[:, 0] = True
     loss_fn = GramLoss()
-    assert loss_fn(s, t, token_mask=valid).item() == pytest.approx(
-        brute_force_gram_loss(s, t, False, False, valid)
-    )
+    assert loss_fn(s, t, token_mask=valid).item() == pytest.approx(brute_force_gram_loss(s, t, False, False, valid))
     torch.testing.assert_close(loss_fn(s, t, token_mask=torch.ones(3, 6, dtype=torch.bool)), loss_fn(s, t))
     # Padding tokens change neither the value nor receive a gradient.
     s_noisy = torch.where(valid[..., None], s, torch.randn(3, 6, 4)).requires_grad_(True)

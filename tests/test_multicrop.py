@@ -29,9 +29,7 @@ def test_crop_shapes_masks_and_content():
     sample, ids = _sample(global_lead_drop=0.5, global_min_leads=3, local_min_leads=2, local_max_leads=4)
     g, loc = sample["global"], sample["local"]
     assert g["signal"].shape == (2, 12, 1500) and loc["signal"].shape == (4, 4, 500)
-    assert (
-        g["signal"].dtype == np.float32 and g["lead_ids"].dtype == np.int64 and g["lead_mask"].dtype == bool
-    )
+    assert g["signal"].dtype == np.float32 and g["lead_ids"].dtype == np.int64 and g["lead_mask"].dtype == bool
     assert (g["lead_mask"].sum(1) >= 3).all()
     assert loc["lead_mask"].sum(1).min() >= 2 and loc["lead_mask"].sum(1).max() <= 4
     for crops in (g, loc):
@@ -97,9 +95,7 @@ def test_collate_rejects_mixed_sample_rates():
 
 def test_transform_windows_long_records_and_scales_amplitude():
     record = ECGRecord(np.ones((2, 250 * 60), np.float32), RATE, ("MLII", "V1"), "r", "p", "mitdb")
-    transform = PretrainTransform(
-        MultiCrop(), RATE, window_seconds=10.0, amplitude=AmplitudeScale((2.0, 2.0), 0.0)
-    )
+    transform = PretrainTransform(MultiCrop(), RATE, window_seconds=10.0, amplitude=AmplitudeScale((2.0, 2.0), 0.0))
     sample = transform(record, np.random.default_rng(0))
     g = sample["global"]
     np.testing.assert_allclose(g["signal"][g["lead_mask"]], 2.0, rtol=1e-6)

@@ -148,9 +148,7 @@ def test_prepare_fake_layouts(tmp_path, source, writer, window_seconds, num_shar
     expected = {}
     for fake in written:
         sizes = expected_windows(fake.num_samples, fake.sample_rate_hz, window_seconds)
-        ids = (
-            [f"{fake.record_id}_w{k:04d}" for k in range(len(sizes))] if window_seconds else [fake.record_id]
-        )
+        ids = [f"{fake.record_id}_w{k:04d}" for k in range(len(sizes))] if window_seconds else [fake.record_id]
         expected |= dict(zip(ids, sizes))
     records = read_shards(tmp_path / "out")
     assert {rid: r.num_samples for rid, r in records.items()} == expected
@@ -196,9 +194,7 @@ def test_rerun_skips_finished_shards_and_redoes_missing_ones(tmp_path, caplog):
     third = prepare(tmp_path / "raw", out, "icentia11k", "--records-per-shard", "7")
     assert "skipping 1 finished shard(s) of 3" in caplog.text
     assert shards[0].stat().st_mtime_ns == mtimes[shards[0].name]
-    assert {s["path"]: s["sha256"] for s in third["shards"]} == {
-        s["path"]: s["sha256"] for s in first["shards"]
-    }
+    assert {s["path"]: s["sha256"] for s in third["shards"]} == {s["path"]: s["sha256"] for s in first["shards"]}
 
 
 def test_rerun_redoes_a_shard_whose_checksum_changed(tmp_path):
@@ -226,9 +222,7 @@ def test_workers_give_the_same_shards(tmp_path):
     write_code15(tmp_path / "raw", np.random.default_rng(0))
     one = prepare(tmp_path / "raw", tmp_path / "one", "code15", "--records-per-shard", "2")
     two = prepare(tmp_path / "raw", tmp_path / "two", "code15", "--records-per-shard", "2", "--workers", "2")
-    assert [(s["path"], s["sha256"]) for s in one["shards"]] == [
-        (s["path"], s["sha256"]) for s in two["shards"]
-    ]
+    assert [(s["path"], s["sha256"]) for s in one["shards"]] == [(s["path"], s["sha256"]) for s in two["shards"]]
 
 
 def test_sources_share_a_folder_at_one_rate(tmp_path):

@@ -68,9 +68,7 @@ def test_two_ranks_two_workers_see_every_sample_exactly_once(sources):
 
 
 def test_drop_last_gives_every_rank_the_same_batches_and_no_duplicates(sources):
-    per_rank = [
-        _epoch(_stream(sources, rank=r, world_size=3, drop_last=True), num_workers=2) for r in range(3)
-    ]
+    per_rank = [_epoch(_stream(sources, rank=r, world_size=3, drop_last=True), num_workers=2) for r in range(3)]
     assert len({len(batches) for batches in per_rank}) == 1
     assert len({tuple(len(b) for b in batches) for batches in per_rank}) == 1
     ids = [i for batches in per_rank for b in batches for i in b]
@@ -178,9 +176,7 @@ class _Recorder:
 def _fit(shard_dir: Path, tmp_path: Path, max_steps: int, ckpt_path: str | None = None, callbacks=()):
     import lightning as L
 
-    dm = PretrainDataModule(
-        shards=[str(shard_dir)], batch_size=4, num_workers=2, shuffle_buffer=6, noise_dir=None
-    )
+    dm = PretrainDataModule(shards=[str(shard_dir)], batch_size=4, num_workers=2, shuffle_buffer=6, noise_dir=None)
     module = _Recorder.make()
     trainer = L.Trainer(
         max_steps=max_steps,

@@ -71,9 +71,7 @@ def _check_interfaces_batch(batch, B: int, n_global: int, n_local: int, crop_sam
         assert crops["valid_samples"].shape == (N,) and crops["valid_samples"].dtype == torch.int64
         assert torch.isfinite(crops["signal"]).all()
         assert crops["lead_mask"].any(1).all(), "every crop has a lead"
-        assert (crops["signal"][~crops["lead_mask"]] == 0).all() and (
-            crops["lead_ids"][~crops["lead_mask"]] == 0
-        ).all()
+        assert (crops["signal"][~crops["lead_mask"]] == 0).all() and (crops["lead_ids"][~crops["lead_mask"]] == 0).all()
         assert ((crops["lead_ids"] >= 0) & (crops["lead_ids"] < len(LEADS))).all()
         assert ((crops["valid_samples"] > 0) & (crops["valid_samples"] <= T)).all()
 

@@ -128,9 +128,7 @@ def num_windows(num_samples: int, sample_rate_hz: float, window_seconds: float |
     return len(window_bounds(num_samples, sample_rate_hz, window_seconds))
 
 
-def window_bounds(
-    num_samples: int, sample_rate_hz: float, window_seconds: float | None
-) -> list[tuple[int, int]]:
+def window_bounds(num_samples: int, sample_rate_hz: float, window_seconds: float | None) -> list[tuple[int, int]]:
     """``[start, stop)`` of consecutive windows; a tail shorter than ``MIN_WINDOW_SECONDS`` is dropped."""
     if not window_seconds:
         return [(0, num_samples)]

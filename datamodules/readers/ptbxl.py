@@ -62,9 +62,7 @@ class PTBXLReader(Reader):
             header = str(self.root / f"{getattr(row, RECORDS_FOLDERS[self.records_folder])}.hea")
             codes = _literal_dict(row.scp_codes)
             if codes is None:
-                problem = (
-                    f"{table}: ecg_id {row.ecg_id}: scp_codes is not a literal dict: {row.scp_codes!r:.60}"
-                )
+                problem = f"{table}: ecg_id {row.ecg_id}: scp_codes is not a literal dict: {row.scp_codes!r:.60}"
                 yield RecordRef(record_id, str(table), problem=problem)
                 continue
             labels = {

@@ -44,9 +44,7 @@ class PatchTokenizer(nn.Module):
         B, L, T = signal.shape
         P = T // self.patch_samples
         if P == 0:
-            raise ECGInputError(
-                f"crop of {T} samples is shorter than one patch ({self.patch_samples} samples)"
-            )
+            raise ECGInputError(f"crop of {T} samples is shorter than one patch ({self.patch_samples} samples)")
         patches = signal[..., : P * self.patch_samples].reshape(B, L, P, self.patch_samples)
         x = self.proj(patches)  # [B, L, P, D]
         if ibot_mask is not None:

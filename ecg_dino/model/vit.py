@@ -66,9 +66,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float, drop_path: float
-    ) -> None:
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float, drop_path: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads)
@@ -112,9 +110,7 @@ class ECGViT(nn.Module):
         self.config: dict[str, Any] = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         patch_samples = sample_rate_hz * patch_seconds
         if abs(patch_samples - round(patch_samples)) > 1e-6:
-            raise ValueError(
-                f"patch of {patch_seconds} s is not a whole number of samples at {sample_rate_hz} Hz"
-            )
+            raise ValueError(f"patch of {patch_seconds} s is not a whole number of samples at {sample_rate_hz} Hz")
         self.sample_rate_hz = sample_rate_hz
         self.patch_seconds = patch_seconds
         self.patch_samples = round(patch_samples)
@@ -165,8 +161,7 @@ class ECGViT(nn.Module):
             )
         if signal.ndim != 3 or lead_ids.shape != signal.shape[:2]:
             raise ECGInputError(
-                f"expected signal [B, L, T] and lead_ids [B, L], got {tuple(signal.shape)} "
-                f"and {tuple(lead_ids.shape)}"
+                f"expected signal [B, L, T] and lead_ids [B, L], got {tuple(signal.shape)} and {tuple(lead_ids.shape)}"
             )
         if self.check_inputs:
             if int(valid_samples.min()) < self.patch_samples:

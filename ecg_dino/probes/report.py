@@ -121,7 +121,7 @@ def plot_curves(
     plt.close(fig)
 
 
-def _snr_panels(robust: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[float, float]]]:
+def snr_panels(robust: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[float, float]]]:
     """{curve: {condition: result}} -> {noise type: {curve: {snr: AUROC}}} for conditions named ``em_6dB``."""
     panels: dict[str, dict[str, dict[float, float]]] = {}
     for curve, conds in robust.items():
@@ -313,7 +313,7 @@ def _ptbxl_figures(models: dict[str, Any], out: Path) -> list[str]:
         for s in SUMMARY_SETS
         if s in sets
     }
-    panels = _snr_panels(robust)
+    panels = snr_panels(robust)
     plot_curves(panels, "SNR (dB)", out / "ptbxl_auroc_vs_snr.png", dict.fromkeys(panels, clean))
     leads = {
         "lead subsets": {
@@ -329,7 +329,7 @@ def _mitbih_figures(models: dict[str, Any], out: Path) -> list[str]:
     robust = {m: r["robustness"] for m, r in models.items() if "robustness" in r}
     if not robust:
         return []
-    panels = _snr_panels(robust)
+    panels = snr_panels(robust)
     clean = {m: r["clean"]["macro_auroc"] for m, r in robust.items() if "clean" in r}
     references = dict.fromkeys(panels, clean)
     real = {

@@ -1,0 +1,209 @@
+"""``ecg-dino compare``: one table (Markdown + JSON) and robustness plots from several probe reports.
+
+Each report already holds its checkpoint (``model``) and the random-init twin of the same backbone and seed;
+the twin is taken once and checked to be the same in every report. The table answers two questions: does the
+pretrained model beat random init with non-overlapping bootstrap CIs, and how much AUROC does each model lose
+from clean to 0 dB electrode-motion (``em``) noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ecg_dino.probes.report import fmt, plot_curves, snr_panels, table, to_jsonable
+
+RANDOM, RR = "random init", "RR intervals"
+NOISE = "em_0dB"  # the robustness condition the table reports
+PTBXL_SETS = ("all", "superdiagnostic", "diagnostic", "rhythm")
+
+
+def named_reports(pairs: list[str], probe: str) -> dict[str, dict[str, Any]]:
+    """``NAME=path/report.json`` pairs -> {name: report}; the file must be a report of ``probe``."""
+    out = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"expected NAME=path/report.json, got {pair!r}")
+        report = json.loads(Path(path).read_text())
+        if report.get("probe") != probe:
+            raise ValueError(f"{path}: a {report.get('probe')!r} report, expected {probe!r}")
+        out[name] = report
+    return out
+
+
+def shared_twin(reports: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    """The ``key`` entry (random init / RR baseline) common to all reports; an error if they disagree."""
+    twins = {name: r["models"][key] for name, r in reports.items() if key in r["models"]}
+    if not twins:
+        raise ValueError(f"no report holds a {key!r} result (was it run with --no-random-init?)")
+    first_name, first = next(iter(twins.items()))
+    for name, twin in twins.items():
+        if json.dumps(twin, sort_keys=True) != json.dumps(first, sort_keys=True):
+            raise ValueError(
+                f"the {key!r} results of {first_name!r} and {name!r} differ: different seeds or backbones?"
+            )
+    return first
+
+
+def mitbih_row(res: dict[str, Any]) -> dict[str, Any]:
+    """DS2 headline metrics and the clean -> em 0 dB loss on the robustness subsample."""
+    test = res["test"]
+    row = {
+        key: {"value": test[key], "ci95": test.get("ci95", {}).get(key)}
+        for key in ("macro_auroc", "macro_f1", "j_kappa")
+    }
+    robust = res.get("robustness", {})
+    if "clean" in robust and NOISE in robust:
+        clean, noisy = robust["clean"]["macro_auroc"], robust[NOISE]["macro_auroc"]
+        row["robustness"] = {"clean": clean, NOISE: noisy, "drop": clean - noisy}
+    return row
+
+
+def ptbxl_row(sets: dict[str, Any]) -> dict[str, Any]:
+    """Fold-10 macro AUROC at 100 % labels per label set, and the clean -> em 0 dB loss of ``all``."""
+    row = {}
+    for label_set in PTBXL_SETS:
+        if label_set in sets:
+            fractions = sets[label_set]["fractions"]
+            full = fractions[max(fractions, key=float)]
+            row[label_set] = {"value": full["macro_auroc"], "ci95": full.get("ci95")}
+    robust = sets.get("all", {}).get("robustness", {})
+    if "all" in row and NOISE in robust:
+        clean, noisy = row["all"]["value"], robust[NOISE]["macro_auroc"]
+        row["robustness"] = {"clean": clean, NOISE: noisy, "drop": clean - noisy}
+    return row
+
+
+def separated(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
+    """True when a's CI lies wholly above b's (None without CIs)."""
+    if not a.get("ci95") or not b.get("ci95"):
+        return None
+    return bool(a["ci95"][0] > b["ci95"][1])
+
+
+def build(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The comparison as plain data: rows per model and probe, plus the two acceptance checks."""
+    result: dict[str, Any] = {"mitbih": {}, "ptbxl": {}, "checks": {}}
+    if mitbih:
+        rows = {RANDOM: mitbih_row(shared_twin(mitbih, "random_init"))}
+        rows.update({name: mitbih_row(r["models"]["model"]) for name, r in mitbih.items()})
+        rows[RR] = mitbih_row(shared_twin(mitbih, "rr_baseline"))
+        result["mitbih"] = rows
+        result["checks"]["mitbih_beats_random_init"] = {
+            name: {
+                "auroc": rows[name]["macro_auroc"],
+                "random_init": rows[RANDOM]["macro_auroc"],
+                "cis_do_not_overlap": separated(rows[name]["macro_auroc"], rows[RANDOM]["macro_auroc"]),
+            }
+            for name in mitbih
+        }
+    if ptbxl:
+        rows = {RANDOM: ptbxl_row(shared_twin(ptbxl, "random_init"))}
+        rows.update({name: ptbxl_row(r["models"]["model"]) for name, r in ptbxl.items()})
+        result["ptbxl"] = rows
+    for probe in ("mitbih", "ptbxl"):
+        drops = {name: row["robustness"]["drop"] for name, row in result[probe].items() if "robustness" in row}
+        if drops:
+            result["checks"][f"{probe}_auroc_drop_clean_to_{NOISE}"] = drops
+    return result
+
+
+def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
+    """The comparison tables and the acceptance checks in words."""
+    parts = ["# Probe comparison", "", "Reports: " + ", ".join(f"`{p}`" for p in sources.values()), ""]
+    if result["mitbih"]:
+        header = ["model", "DS2 macro AUROC", "macro-F1", "jκ", "clean (subsample)", "em 0 dB", "drop"]
+        rows = [
+            [
+                name,
+                *(fmt(r[k]["value"], r[k]["ci95"]) for k in ("macro_auroc", "macro_f1", "j_kappa")),
+                *_robust_cells(r),
+            ]
+            for name, r in result["mitbih"].items()
+        ]
+        parts += ["## MIT-BIH beat probe (DS1 → DS2) [95 % CI, DS2 patients resampled]", "", table(header, rows), ""]
+    if result["ptbxl"]:
+        sets = [s for s in PTBXL_SETS if any(s in r for r in result["ptbxl"].values())]
+        header = ["model", *(f"{s} AUROC" for s in sets), "all, em 0 dB", "drop"]
+        rows = [
+            [name, *(fmt(r[s]["value"], r[s]["ci95"]) if s in r else "–" for s in sets), *_robust_cells(r)[1:]]
+            for name, r in result["ptbxl"].items()
+        ]
+        parts += [
+            "## PTB-XL linear probe (folds 1–8 → 10, 100 % labels) [95 % CI, test records resampled]",
+            "",
+            table(header, rows),
+            "",
+        ]
+    parts += ["## Checks", ""]
+    for name, c in result["checks"].get("mitbih_beats_random_init", {}).items():
+        verdict = {True: "yes", False: "no", None: "no CIs"}[c["cis_do_not_overlap"]]
+        parts.append(
+            f"- MIT-BIH DS2, {name} vs random init: {fmt(c['auroc']['value'], c['auroc']['ci95'])} vs "
+            f"{fmt(c['random_init']['value'], c['random_init']['ci95'])}; CIs apart: **{verdict}**"
+        )
+    for key, drops in result["checks"].items():
+        if key.endswith(f"drop_clean_to_{NOISE}"):
+            probe = "MIT-BIH" if key.startswith("mitbih") else "PTB-XL"
+            listed = ", ".join(f"{name} {d:+.3f}" for name, d in drops.items())
+            parts.append(f"- {probe} macro AUROC lost from clean to {NOISE}: {listed}")
+    return "\n".join(parts) + "\n"
+
+
+def _robust_cells(row: dict[str, Any]) -> list[str]:
+    r = row.get("robustness")
+    return [fmt(r["clean"]), fmt(r[NOISE]), f"{r['drop']:+.3f}"] if r else ["–", "–", "–"]
+
+
+def plots(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]], out: Path) -> list[str]:
+    """AUROC against SNR per noise type, one line per model (MIT-BIH DS2 subsample; PTB-XL ``all``)."""
+    written = []
+    if mitbih:
+        robust = {RANDOM: shared_twin(mitbih, "random_init").get("robustness", {})}
+        robust.update({name: r["models"]["model"].get("robustness", {}) for name, r in mitbih.items()})
+        clean = {name: r["clean"]["macro_auroc"] for name, r in robust.items() if "clean" in r}
+        panels = snr_panels(robust)
+        if panels:
+            plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", dict.fromkeys(panels, clean))
+            written.append("mitbih_auroc_vs_snr.png")
+    if ptbxl:
+        models = {RANDOM: shared_twin(ptbxl, "random_init")}
+        models.update({name: r["models"]["model"] for name, r in ptbxl.items()})
+        robust = {name: sets.get("all", {}).get("robustness", {}) for name, sets in models.items()}
+        clean = {name: ptbxl_row(sets)["all"]["value"] for name, sets in models.items() if "all" in sets}
+        panels = snr_panels(robust)
+        if panels:
+            plot_curves(panels, "SNR (dB)", out / "ptbxl_auroc_vs_snr.png", dict.fromkeys(panels, clean))
+            written.append("ptbxl_auroc_vs_snr.png")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ecg-dino compare", description=__doc__.splitlines()[0])
+    p.add_argument("--mitbih", nargs="*", default=[], help="NAME=probe-mitbih/report.json …")
+    p.add_argument("--ptbxl", nargs="*", default=[], help="NAME=probe-ptbxl/report.json …")
+    p.add_argument("--out", type=Path, required=True, help="folder for comparison.md/.json and the plots")
+    args = p.parse_args(argv)
+    try:
+        mitbih, ptbxl = named_reports(args.mitbih, "mitbih"), named_reports(args.ptbxl, "ptbxl")
+        if not mitbih and not ptbxl:
+            raise ValueError("give at least one --mitbih or --ptbxl report")
+        result = build(mitbih, ptbxl)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"ecg-dino compare: error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    result["figures"] = plots(mitbih, ptbxl, args.out)
+    result["reports"] = {
+        f"{probe} {pair.partition('=')[0]}": pair.partition("=")[2]
+        for probe, pairs in (("mitbih", args.mitbih), ("ptbxl", args.ptbxl))
+        for pair in pairs
+    }
+    (args.out / "comparison.json").write_text(json.dumps(to_jsonable(result), indent=1))
+    (args.out / "comparison.md").write_text(markdown(result, result["reports"]))
+    print((args.out / "comparison.md").read_text())
+    return 0

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The CPU real-data experiment end to end (README "Results"): shards without any probe-test record, the
+# pretraining with and without NSTDB noise side by side, both probes for random init / no noise / noise, and
+# one comparison table with the robustness plots in $OUT.
+#   experiments/run_cpu_real.sh                 # or: make cpu-real
+#   THREADS=2 SIDE_BY_SIDE=0 experiments/run_cpu_real.sh   # one pretraining after the other, 2 threads each
+# Re-running it resumes: a finished pretraining returns at once from its last.ckpt, an unfinished one goes on
+# from it, and the probes reuse their embedding cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ECG=${ECG:-.venv/bin/ecg-dino}
+SHARED=${SHARED:-../shared/data}
+OUT=${OUT:-runs/cpu_real_results}
+THREADS=${THREADS:-1}            # torch threads per pretraining
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-1}  # run the two pretrainings at once (one core each on a 2-core machine)
+CROP_SECONDS=4                   # global_crop_seconds of pretrain_cpu_real.yaml: the probes embed crops this long
+declare -A CONFIGS=(
+  [pretrain_cpu_real]="--config experiments/pretrain_cpu_real.yaml"
+  [pretrain_cpu_real_nonoise]="--config experiments/pretrain_cpu_real.yaml --config experiments/pretrain_cpu_real_nonoise.yaml"
+)
+RUNS=(pretrain_cpu_real_nonoise pretrain_cpu_real)
+declare -A LABEL=([pretrain_cpu_real]="with noise" [pretrain_cpu_real_nonoise]="without noise")
+
+ckpt_of() { echo "runs/$1/version_0/checkpoints/last.ckpt"; }
+
+pretrain() {  # $1: run name; logs to $OUT/$1.log, wall time to $OUT/$1.time
+  local name=$1 resume=()
+  [[ -f $(ckpt_of "$name") ]] && resume=(--ckpt_path "$(ckpt_of "$name")")
+  local start=$SECONDS
+  # shellcheck disable=SC2086  # CONFIGS holds several words on purpose
+  OMP_NUM_THREADS=$THREADS "$ECG" fit ${CONFIGS[$name]} --trainer.enable_progress_bar=false \
+    --trainer.logger.init_args.version=0 "${resume[@]}" >"$OUT/$name.log" 2>&1
+  echo "$((SECONDS - start))" >"$OUT/$name.time"
+}
+
+mkdir -p "$OUT"
+[[ -f data_cache/cpu_real/mitdb_ds1/manifest.json ]] || make prepare-cpu-real SHARED="$SHARED"
+
+echo "pretraining ${RUNS[*]} (logs in $OUT/*.log; TensorBoard: make tensorboard)"
+if [[ $SIDE_BY_SIDE == 1 ]]; then
+  pids=()
+  for name in "${RUNS[@]}"; do pretrain "$name" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+else
+  for name in "${RUNS[@]}"; do pretrain "$name"; done
+fi
+
+mitbih=() ptbxl=()
+for name in "${RUNS[@]}"; do
+  ckpt=$(ckpt_of "$name")
+  [[ -f $ckpt ]] || { echo "no checkpoint $ckpt: see $OUT/$name.log" >&2; exit 1; }
+  "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --out "$OUT/$name/probe-mitbih"
+  "$ECG" probe-ptbxl --ckpt "$ckpt" --ptbxl "$SHARED/ptbxl" --crop-seconds $CROP_SECONDS --out "$OUT/$name/probe-ptbxl"
+  mitbih+=("${LABEL[$name]}=$OUT/$name/probe-mitbih/report.json")
+  ptbxl+=("${LABEL[$name]}=$OUT/$name/probe-ptbxl/report.json")
+done
+"$ECG" compare --out "$OUT" --mitbih "${mitbih[@]}" --ptbxl "${ptbxl[@]}"
+echo "wrote $OUT/comparison.md, $OUT/comparison.json and the plots"

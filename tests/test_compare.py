@@ -1,0 +1,103 @@
+"""``ecg-dino compare``: the table, the CI check and the noise drop from probe reports the test writes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ecg_dino.cli import main as cli_main
+from ecg_dino.probes import compare
+
+
+def mitbih_result(auroc: float, ci: list[float], clean: float, em0: float) -> dict:
+    return {
+        "test": {
+            "macro_auroc": auroc,
+            "macro_f1": 0.3,
+            "j_kappa": 0.2,
+            "ci95": {"macro_auroc": ci, "macro_f1": [0.2, 0.4], "j_kappa": [0.1, 0.3]},
+        },
+        "robustness": {
+            "clean": {"macro_auroc": clean},
+            "em_0dB": {"macro_auroc": em0},
+            "em_6dB": {"macro_auroc": (clean + em0) / 2},
+        },
+    }
+
+
+def ptbxl_result(auroc: float, em0: float) -> dict:
+    return {
+        "all": {
+            "fractions": {
+                "0.1": {"macro_auroc": 0.5, "ci95": [0.4, 0.6]},
+                "1": {"macro_auroc": auroc, "ci95": [0.6, 0.9]},
+            },
+            "robustness": {"em_0dB": {"macro_auroc": em0}, "em_12dB": {"macro_auroc": auroc - 0.01}},
+        }
+    }
+
+
+def write(path: Path, report: dict) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report))
+    return str(path)
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> dict[str, list[str]]:
+    random_init = mitbih_result(0.63, [0.58, 0.75], 0.70, 0.55)
+    rr = {"test": {"macro_auroc": 0.81, "macro_f1": 0.37, "j_kappa": 0.4, "ci95": {"macro_auroc": [0.72, 0.91]}}}
+    noise = mitbih_result(0.85, [0.78, 0.90], 0.86, 0.80)
+    nonoise = mitbih_result(0.76, [0.70, 0.81], 0.84, 0.70)
+    mitbih = {
+        name: write(
+            tmp_path / name / "mitbih.json",
+            {"probe": "mitbih", "models": {"model": res, "random_init": random_init, "rr_baseline": rr}},
+        )
+        for name, res in (("noise", noise), ("nonoise", nonoise))
+    }
+    ptbxl = {
+        name: write(
+            tmp_path / name / "ptbxl.json",
+            {"probe": "ptbxl", "models": {"model": ptbxl_result(a, e), "random_init": ptbxl_result(0.70, 0.60)}},
+        )
+        for name, a, e in (("noise", 0.80, 0.78), ("nonoise", 0.79, 0.70))
+    }
+    return {
+        "mitbih": [f"with noise={mitbih['noise']}", f"without noise={mitbih['nonoise']}"],
+        "ptbxl": [f"with noise={ptbxl['noise']}", f"without noise={ptbxl['nonoise']}"],
+    }
+
+
+def test_compare_writes_table_checks_and_plots(reports: dict[str, list[str]], tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    assert cli_main(["compare", "--out", str(out), "--mitbih", *reports["mitbih"], "--ptbxl", *reports["ptbxl"]]) == 0
+    result = json.loads((out / "comparison.json").read_text())
+    checks = result["checks"]["mitbih_beats_random_init"]
+    assert checks["with noise"]["cis_do_not_overlap"] is True  # 0.78 > 0.75
+    assert checks["without noise"]["cis_do_not_overlap"] is False  # 0.70 < 0.75
+    drops = result["checks"]["mitbih_auroc_drop_clean_to_em_0dB"]
+    assert drops == pytest.approx({"random init": 0.15, "with noise": 0.06, "without noise": 0.14})
+    assert result["checks"]["ptbxl_auroc_drop_clean_to_em_0dB"] == pytest.approx(
+        {"random init": 0.10, "with noise": 0.02, "without noise": 0.09}
+    )
+    assert list(result["mitbih"]) == ["random init", "with noise", "without noise", "RR intervals"]
+    md = (out / "comparison.md").read_text()
+    assert "| with noise | 0.850 [0.780, 0.900]" in md
+    assert "CIs apart: **yes**" in md and "CIs apart: **no**" in md
+    for png in ("mitbih_auroc_vs_snr.png", "ptbxl_auroc_vs_snr.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_random_init_twins_must_agree(reports: dict[str, list[str]], tmp_path: Path) -> None:
+    path = Path(reports["mitbih"][1].partition("=")[2])
+    report = json.loads(path.read_text())
+    report["models"]["random_init"]["test"]["macro_auroc"] = 0.5
+    path.write_text(json.dumps(report))
+    with pytest.raises(ValueError, match="'random_init' results of 'with noise' and 'without noise' differ"):
+        compare.build(compare.named_reports(reports["mitbih"], "mitbih"), {})
+
+
+def test_wrong_report_kind_is_a_clear_error(reports: dict[str, list[str]], tmp_path: Path, capsys) -> None:
+    assert cli_main(["compare", "--out", str(tmp_path / "x"), "--mitbih", reports["ptbxl"][0]]) == 2
+    assert "a 'ptbxl' report, expected 'mitbih'" in capsys.readouterr().err
