@@ -16,6 +16,7 @@ def mitbih_result(auroc: float, ci: list[float], clean: float, em0: float) -> di
             "macro_f1": 0.3,
             "j_kappa": 0.2,
             "ci95": {"macro_auroc": ci, "macro_f1": [0.2, 0.4], "j_kappa": [0.1, 0.3]},
+            "per_class": {"N": {"auroc": auroc + 0.05}, "F": {"auroc": None}},
         },
         "robustness": {
             "clean": {"macro_auroc": clean},
@@ -46,7 +47,15 @@ def write(path: Path, report: dict) -> str:
 @pytest.fixture
 def reports(tmp_path: Path) -> dict[str, list[str]]:
     random_init = mitbih_result(0.63, [0.58, 0.75], 0.70, 0.55)
-    rr = {"test": {"macro_auroc": 0.81, "macro_f1": 0.37, "j_kappa": 0.4, "ci95": {"macro_auroc": [0.72, 0.91]}}}
+    rr = {
+        "test": {
+            "macro_auroc": 0.81,
+            "macro_f1": 0.37,
+            "j_kappa": 0.4,
+            "ci95": {"macro_auroc": [0.72, 0.91]},
+            "per_class": {"N": {"auroc": 0.9}, "F": {"auroc": 0.8}},
+        }
+    }
     noise = mitbih_result(0.85, [0.78, 0.90], 0.86, 0.80)
     nonoise = mitbih_result(0.76, [0.70, 0.81], 0.84, 0.70)
     mitbih = {
@@ -85,6 +94,7 @@ def test_compare_writes_table_checks_and_plots(reports: dict[str, list[str]], tm
     md = (out / "comparison.md").read_text()
     assert "| with noise | 0.850 [0.780, 0.900]" in md
     assert "CIs apart: **yes**" in md and "CIs apart: **no**" in md
+    assert "| with noise | 0.900 | – |" in md and "| RR intervals | 0.900 | 0.800 |" in md
     for png in ("mitbih_auroc_vs_snr.png", "ptbxl_auroc_vs_snr.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -41,8 +41,9 @@ class DINOLoss(nn.Module):
     ) -> torch.Tensor:
         S, B, _ = student_logits.shape
         T = teacher_probs.shape[0]
-        log_p = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)  # [S, B, K]
-        ce = -torch.einsum("sbk,tbk->st", log_p, teacher_probs.float())  # [S, T], summed over b
+        with torch.autocast(student_logits.device.type, enabled=False):  # einsum would otherwise run in bf16
+            log_p = F.log_softmax(student_logits.float() / self.student_temp, dim=-1)  # [S, B, K]
+            ce = -torch.einsum("sbk,tbk->st", log_p, teacher_probs.float())  # [S, T], summed over b
         if not ignore_diagonal:
             return ce.sum() / (B * S * T)
         diagonal = torch.eye(S, T, dtype=torch.bool, device=ce.device)  # [S, T]

@@ -56,6 +56,7 @@ def mitbih_row(res: dict[str, Any]) -> dict[str, Any]:
         key: {"value": test[key], "ci95": test.get("ci95", {}).get(key)}
         for key in ("macro_auroc", "macro_f1", "j_kappa")
     }
+    row["per_class_auroc"] = {c: r["auroc"] for c, r in test.get("per_class", {}).items()}
     robust = res.get("robustness", {})
     if "clean" in robust and NOISE in robust:
         clean, noisy = robust["clean"]["macro_auroc"], robust[NOISE]["macro_auroc"]
@@ -126,6 +127,9 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
             for name, r in result["mitbih"].items()
         ]
         parts += ["## MIT-BIH beat probe (DS1 → DS2) [95 % CI, DS2 patients resampled]", "", table(header, rows), ""]
+        classes = list(next(iter(result["mitbih"].values()))["per_class_auroc"])
+        rows = [[name, *(fmt(r["per_class_auroc"].get(c)) for c in classes)] for name, r in result["mitbih"].items()]
+        parts += ["One-vs-rest AUROC per AAMI class (DS2):", "", table(["model", *classes], rows), ""]
     if result["ptbxl"]:
         sets = [s for s in PTBXL_SETS if any(s in r for r in result["ptbxl"].values())]
         header = ["model", *(f"{s} AUROC" for s in sets), "all, em 0 dB", "drop"]
