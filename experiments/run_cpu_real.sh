@@ -24,14 +24,15 @@ declare -A LABEL=([pretrain_cpu_real]="with noise" [pretrain_cpu_real_nonoise]="
 
 ckpt_of() { echo "runs/$1/version_0/checkpoints/last.ckpt"; }
 
-pretrain() {  # $1: run name; logs to $OUT/$1.log, wall time to $OUT/$1.time
+pretrain() {  # $1: run name; logs to $OUT/$1.log, this invocation's wall time to $OUT/pretrain_wall_times.txt
   local name=$1 resume=()
   [[ -f $(ckpt_of "$name") ]] && resume=(--ckpt_path "$(ckpt_of "$name")")
   local start=$SECONDS
   # shellcheck disable=SC2086  # CONFIGS holds several words on purpose
   OMP_NUM_THREADS=$THREADS "$ECG" fit ${CONFIGS[$name]} --trainer.enable_progress_bar=false \
     --trainer.logger.init_args.version=0 "${resume[@]}" >"$OUT/$name.log" 2>&1
-  echo "$((SECONDS - start))" >"$OUT/$name.time"
+  echo "$(date -u +%FT%TZ) $name: $((SECONDS - start)) s (${resume[*]:-fresh start})" \
+    | tee -a "$OUT/pretrain_wall_times.txt"
 }
 
 mkdir -p "$OUT"
