@@ -129,3 +129,27 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path) -> None:
     for name in ("report.md", "mitbih_auroc_vs_snr.png", "mitbih_reliability.png"):
         assert (out / name).is_file()
     assert "DS1 patients" in (out / "report.md").read_text()
+
+
+@needs_mitdb
+def test_noisy_beat_features_stay_on_the_beats(tmp_path: Path) -> None:
+    """A test-time condition resamples the record to the model's rate; the R peaks must move with it, so a
+    barely-noisy (80 dB) record gives the clean features (regression: windows landed 1.44x off the beats)."""
+    from ecg_dino.embed import BackboneSpec, EmbeddingCache
+    from ecg_dino.probes.cli import beat_featurizer
+    from ecg_dino.probes.robustness import Condition
+
+    records = mitbih.read_records(MITDB, ("100",))
+    beats = mitbih.beat_table(records)
+    beats = beats.take(np.arange(0, len(beats), 97))  # ~23 beats spread over the record
+    torch.manual_seed(0)
+    model = build_vit("tiny", depth=1, layerscale_init=0.1)
+    model.init_weights()
+    export_safetensors(model, {"size": "tiny", "depth": 1, "layerscale_init": 0.1}, tmp_path / "m.safetensors")
+    spec = BackboneSpec(tmp_path / "m.safetensors")
+    feats = beat_featurizer(
+        spec, spec.load, mitbih.BeatOptions(), EmbeddingCache(None), REPO.parent / "shared" / "data" / "nstdb", 0, {}
+    )
+    clean = feats(records, beats, None)
+    noisy = feats(records, beats, Condition("em_80dB", noise_type="em", snr_db=80.0))
+    assert np.corrcoef(clean.ravel(), noisy.ravel())[0, 1] > 0.999

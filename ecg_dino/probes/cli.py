@@ -213,10 +213,12 @@ def beat_featurizer(
 
             def compute(record: ECGRecord = record, samples: np.ndarray = samples, i: int = i) -> dict[str, Any]:
                 model = backbone()
-                if condition is not None:
-                    record = apply_condition(
+                if condition is not None:  # the noisy record comes back at the model's rate: move R peaks with it
+                    noisy = apply_condition(
                         record, condition, model.sample_rate_hz, condition_rng(seed, condition, i), noise_dir
                     )
+                    samples = np.round(samples * noisy.sample_rate_hz / record.sample_rate_hz).astype(np.int64)
+                    record = noisy
                 t0 = time.perf_counter()
                 x = mitbih.embed_beats(model, record, samples, options)
                 timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
@@ -226,7 +228,7 @@ def beat_featurizer(
             fingerprint = hashlib.sha256(record.signal.tobytes()).hexdigest()[:16]
             key = (
                 f"beats:{record.record_id}:{fingerprint}:{condition.name if condition else 'clean'}:"
-                f"{seed if condition else ''}:{index_key(samples)}"
+                f"{seed if condition else ''}:{index_key(samples)}{':r-at-model-rate' if condition else ''}"
             )
             out.append(cache.get_or_compute(spec.cache_key(), key, options, compute)["features"])
         return np.concatenate(out)
