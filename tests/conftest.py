@@ -44,3 +44,18 @@ TINY_MODULE = dict(
     warmup_steps=2,
     teacher_temp_warmup_steps=2,
 )
+
+
+@pytest.fixture
+def tiny_backbone_file(tmp_path: Path) -> Path:
+    """A 1-block, 32-dim ViT with seeded random weights, exported as the probes' ``.safetensors`` input."""
+    from ecg_dino.checkpoint import export_safetensors
+    from ecg_dino.model.vit import build_vit
+
+    config = {"size": "tiny", "depth": 1, "embed_dim": 32, "num_heads": 2}
+    torch.manual_seed(1)
+    model = build_vit(**config)
+    model.init_weights()
+    path = tmp_path / "tiny.safetensors"
+    export_safetensors(model, config, path)
+    return path

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from datamodules.record import BadRecordError, ECGRecord
-from ecg_dino.checkpoint import export_safetensors
-from ecg_dino.model.vit import build_vit
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.rr_baseline import record_rr_features
 
@@ -76,16 +73,11 @@ def test_validation_patients_hold_every_class() -> None:
 
 @needs_mitdb
 @pytest.mark.slow
-def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path) -> None:
-    config = {"size": "tiny", "depth": 1, "embed_dim": 32, "num_heads": 2}
-    torch.manual_seed(1)
-    model = build_vit(**config)
-    model.init_weights()
-    export_safetensors(model, config, tmp_path / "tiny.safetensors")
+def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbone_file: Path) -> None:
     out = tmp_path / "report"
     argv = [
         "--ckpt",
-        str(tmp_path / "tiny.safetensors"),
+        str(tiny_backbone_file),
         "--mitdb",
         str(MITDB),
         "--out",
@@ -132,7 +124,7 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path) -> None:
 
 
 @needs_mitdb
-def test_noisy_beat_features_stay_on_the_beats(tmp_path: Path) -> None:
+def test_noisy_beat_features_stay_on_the_beats(tiny_backbone_file: Path) -> None:
     """A test-time condition resamples the record to the model's rate; the R peaks must move with it, so a
     barely-noisy (80 dB) record gives the clean features (regression: windows landed 1.44x off the beats)."""
     from ecg_dino.embed import BackboneSpec, EmbeddingCache
@@ -142,11 +134,7 @@ def test_noisy_beat_features_stay_on_the_beats(tmp_path: Path) -> None:
     records = mitbih.read_records(MITDB, ("100",))
     beats = mitbih.beat_table(records)
     beats = beats.take(np.arange(0, len(beats), 97))  # ~23 beats spread over the record
-    torch.manual_seed(0)
-    model = build_vit("tiny", depth=1, layerscale_init=0.1)
-    model.init_weights()
-    export_safetensors(model, {"size": "tiny", "depth": 1, "layerscale_init": 0.1}, tmp_path / "m.safetensors")
-    spec = BackboneSpec(tmp_path / "m.safetensors")
+    spec = BackboneSpec(tiny_backbone_file)
     feats = beat_featurizer(
         spec, spec.load, mitbih.BeatOptions(), EmbeddingCache(None), REPO.parent / "shared" / "data" / "nstdb", 0, {}
     )

@@ -7,11 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from datamodules.record import ECGRecord
-from ecg_dino.checkpoint import export_safetensors
-from ecg_dino.model.vit import build_vit
 from ecg_dino.probes import ptbxl
 from ecg_dino.probes.robustness import apply_condition, lead_conditions, noise_conditions
 
@@ -82,16 +79,11 @@ def ptbxl_leads() -> tuple[str, ...]:
 
 @needs_ptbxl
 @pytest.mark.slow
-def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path) -> None:
-    config = {"size": "tiny", "depth": 1, "embed_dim": 32, "num_heads": 2}
-    torch.manual_seed(1)
-    model = build_vit(**config)
-    model.init_weights()
-    export_safetensors(model, config, tmp_path / "tiny.safetensors")
+def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbone_file: Path) -> None:
     out = tmp_path / "report"
     argv = [
         "--ckpt",
-        str(tmp_path / "tiny.safetensors"),
+        str(tiny_backbone_file),
         "--ptbxl",
         str(PTBXL),
         "--out",
