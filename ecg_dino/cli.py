@@ -13,6 +13,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.cli import LightningCLI
 
+from ecg_dino.parallel import close_process_group
+
 DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
 # Tools that are not Lightning subcommands: name -> module with ``main(argv) -> int``.
 TOOLS = {
@@ -47,5 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in TOOLS:
         return int(importlib.import_module(TOOLS[argv[0]]).main(argv[1:]) or 0)
-    ECGDinoCLI(args=argv)
+    try:
+        ECGDinoCLI(args=argv)
+    finally:
+        close_process_group()
     return 0

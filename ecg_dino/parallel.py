@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+import torch.distributed as dist
 from lightning.pytorch.strategies import FSDPStrategy
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
@@ -43,6 +44,14 @@ from ecg_dino.model.heads import DINOHead
 from ecg_dino.model.vit import Block
 
 BRANCHES = ("student", "teacher", "gram_teacher")
+
+
+def close_process_group() -> None:
+    """Destroy the default process group if one is up. Call at the end of a multi-process run: gloo's worker
+    threads left alive into interpreter shutdown abort the process (SIGABRT, "terminate called without an
+    active exception") now and then, after the work is done."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def mixed_precision_policy(precision: str) -> MixedPrecisionPolicy | None:

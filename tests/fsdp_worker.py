@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 from callbacks.ema_teacher import EMATeacher, local_tensor
 from callbacks.safe_checkpoint import SafeModelCheckpoint
 from ecg_dino.module import DinoPretrainModule
-from ecg_dino.parallel import DinoFSDPStrategy
+from ecg_dino.parallel import DinoFSDPStrategy, close_process_group
 
 GLOBAL_B = 4
 MAX_STEPS = 4
@@ -171,6 +171,7 @@ def main(out_dir: Path, world: int, kind: str) -> None:
     torch.save(first, out_dir / f"first_rank{trainer.global_rank}.pt")
     _, _, resumed = fit(out_dir, world, out_dir / "ckpt" / f"epoch=0-step={CKPT_EVERY}.ckpt", kind)
     torch.save(resumed, out_dir / f"resumed_rank{trainer.global_rank}.pt")
+    close_process_group()
 
 
 if __name__ == "__main__":

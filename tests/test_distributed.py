@@ -20,7 +20,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from ecg_dino.checkpoint import load_backbone
 from ecg_dino.consolidate import consolidate
 from ecg_dino.module import DinoPretrainModule
-from ecg_dino.parallel import shard_module
+from ecg_dino.parallel import close_process_group, shard_module
 
 WORKER = Path(fsdp_worker.__file__)
 WORLD = 2
@@ -149,6 +149,14 @@ def test_bf16_and_activation_checkpointing_under_fsdp2(tmp_path: Path) -> None:
                 assert (grad - ref.grad).norm() <= 0.1 * ref.grad.norm() + 1e-6, name
     finally:
         dist.destroy_process_group()
+
+
+def test_close_process_group_ends_the_group_and_may_be_repeated(tmp_path: Path) -> None:
+    """The CLI and the worker call it after a run, so gloo threads never outlive the interpreter."""
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
+    close_process_group()
+    assert not dist.is_initialized()
+    close_process_group()
 
 
 @pytest.mark.gpu
