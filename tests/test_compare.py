@@ -16,7 +16,10 @@ def mitbih_result(auroc: float, ci: list[float], clean: float, em0: float) -> di
             "macro_f1": 0.3,
             "j_kappa": 0.2,
             "ci95": {"macro_auroc": ci, "macro_f1": [0.2, 0.4], "j_kappa": [0.1, 0.3]},
-            "per_class": {"N": {"auroc": auroc + 0.05}, "F": {"auroc": None}},
+            "per_class": {
+                "N": {"auroc": auroc + 0.05, "auroc_ci95": [auroc, auroc + 0.1]},
+                "F": {"auroc": None, "auroc_ci95": [float("nan"), float("nan")]},
+            },
         },
         "robustness": {
             "clean": {"macro_auroc": clean},
@@ -57,6 +60,7 @@ def reports(tmp_path: Path) -> dict[str, list[str]]:
         }
     }
     noise = mitbih_result(0.85, [0.78, 0.90], 0.86, 0.80)
+    noise["test"]["vs_random_init"] = {"difference": 0.22, "ci95": [0.1, 0.3], "share_not_positive": 0.0, "n_boot": 9}
     nonoise = mitbih_result(0.76, [0.70, 0.81], 0.84, 0.70)
     mitbih = {
         name: write(
@@ -94,7 +98,12 @@ def test_compare_writes_table_checks_and_plots(reports: dict[str, list[str]], tm
     md = (out / "comparison.md").read_text()
     assert "| with noise | 0.850 [0.780, 0.900]" in md
     assert "CIs apart: **yes**" in md and "CIs apart: **no**" in md
-    assert "| with noise | 0.900 | – |" in md and "| RR intervals | 0.900 | 0.800 |" in md
+    # per class: noise N [0.85, 0.95] is above random N [0.63, 0.73]; nonoise N [0.76, 0.86] too; F has no CI
+    assert checks["with noise"]["classes_with_cis_apart"] == ["N"]
+    assert checks["with noise"]["paired_difference"]["ci95"] == [0.1, 0.3]
+    assert checks["without noise"]["paired_difference"] is None
+    assert "(an added figure, not the check): 0.220 [0.100, 0.300]" in md
+    assert "| with noise | 0.900 [0.850, 0.950] | – |" in md and "| RR intervals | 0.900 | 0.800 |" in md
     for png in ("mitbih_auroc_vs_snr.png", "ptbxl_auroc_vs_snr.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

@@ -10,6 +10,8 @@ import pytest
 
 from datamodules.record import BadRecordError, ECGRecord
 from ecg_dino.probes import mitbih
+from ecg_dino.probes.calibration import softmax
+from ecg_dino.probes.metrics import one_hot
 from ecg_dino.probes.rr_baseline import record_rr_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,3 +143,28 @@ def test_noisy_beat_features_stay_on_the_beats(tiny_backbone_file: Path) -> None
     clean = feats(records, beats, None)
     noisy = feats(records, beats, Condition("em_80dB", noise_type="em", snr_db=80.0))
     assert np.corrcoef(clean.ravel(), noisy.ravel())[0, 1] > 0.999
+
+
+def test_paired_difference_cancels_the_shared_patient_spread() -> None:
+    """Same scores: difference exactly 0 in every resample. A model that separates the classes better than
+    its baseline on every patient: a CI wholly above 0, narrower than the two separate CIs put together."""
+    rng = np.random.default_rng(0)
+    y = np.tile(np.arange(5), 60)  # 300 beats, every class in each of 12 patients
+    groups = np.repeat(np.arange(12), 25)
+    noise = rng.normal(size=(len(y), 5))
+    baseline = softmax(one_hot(y, 5) * 0.5 + noise)
+    better = softmax(one_hot(y, 5) * 1.5 + noise)
+    same = mitbih.paired_auroc_difference(baseline, baseline, y, groups, 200, seed=0)
+    assert same["difference"] == 0 and same["ci95"] == (0.0, 0.0) and same["share_not_positive"] == 1.0
+    paired = mitbih.paired_auroc_difference(better, baseline, y, groups, 200, seed=0)
+    a, b = (mitbih.evaluate_multiclass(p, y, groups, 200, seed=0) for p in (better, baseline))
+    assert paired["difference"] == pytest.approx(a["macro_auroc"] - b["macro_auroc"])
+    assert paired["ci95"][0] > 0 and paired["share_not_positive"] == 0
+    width = paired["ci95"][1] - paired["ci95"][0]
+    separate = (a["ci95"]["macro_auroc"][1] - a["ci95"]["macro_auroc"][0]) + (
+        b["ci95"]["macro_auroc"][1] - b["ci95"]["macro_auroc"][0]
+    )
+    assert width < separate
+    for c in mitbih.AAMI_CLASSES:
+        lo, hi = a["per_class"][c]["auroc_ci95"]
+        assert lo <= a["per_class"][c]["auroc"] <= hi

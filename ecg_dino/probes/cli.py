@@ -261,7 +261,7 @@ def main_mitbih(argv: list[str] | None = None) -> int:
         val_names = mitbih.validation_records(beats1, args.val_records, args.seed)
         noise_dir = noise_folder(args, args.mitdb)
         cache = EmbeddingCache(args.cache_dir)
-        models, timings = {}, {}
+        models, timings, probs = {}, {}, {}
         for name, spec in backbone_specs(args).items():
             timings[name] = {}
             feats = beat_featurizer(
@@ -269,8 +269,13 @@ def main_mitbih(argv: list[str] | None = None) -> int:
             )
             x1, x2 = feats(ds1, beats1, None), feats(ds2, beats2, None)
             models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, val_names, args.seed, args.n_boot)
+            probs[name] = head.scores(x2)
             if not args.no_robustness:
                 models[name].update(mitbih_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, args))
+        if "random_init" in probs and args.n_boot:
+            models["model"]["test"]["vs_random_init"] = mitbih.paired_auroc_difference(
+                probs["model"], probs["random_init"], beats2.label, beats2.patient_id, args.n_boot, args.seed
+            )
         rates = {r.record_id: r.sample_rate_hz for r in ds1 + ds2}
         models["rr_baseline"], _ = mitbih.run_beat_probe(
             rr_features(beats1, rates),

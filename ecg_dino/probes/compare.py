@@ -56,7 +56,11 @@ def mitbih_row(res: dict[str, Any]) -> dict[str, Any]:
         key: {"value": test[key], "ci95": test.get("ci95", {}).get(key)}
         for key in ("macro_auroc", "macro_f1", "j_kappa")
     }
-    row["per_class_auroc"] = {c: r["auroc"] for c, r in test.get("per_class", {}).items()}
+    row["per_class_auroc"] = {
+        c: {"value": r["auroc"], "ci95": r.get("auroc_ci95")} for c, r in test.get("per_class", {}).items()
+    }
+    if "vs_random_init" in test:
+        row["vs_random_init"] = test["vs_random_init"]
     robust = res.get("robustness", {})
     if "clean" in robust and NOISE in robust:
         clean, noisy = robust["clean"]["macro_auroc"], robust[NOISE]["macro_auroc"]
@@ -99,6 +103,12 @@ def build(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]]) -
                 "auroc": rows[name]["macro_auroc"],
                 "random_init": rows[RANDOM]["macro_auroc"],
                 "cis_do_not_overlap": separated(rows[name]["macro_auroc"], rows[RANDOM]["macro_auroc"]),
+                "paired_difference": rows[name].get("vs_random_init"),
+                "classes_with_cis_apart": [
+                    c
+                    for c, v in rows[name]["per_class_auroc"].items()
+                    if separated(v, rows[RANDOM]["per_class_auroc"][c])
+                ],
             }
             for name in mitbih
         }
@@ -128,8 +138,11 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
         ]
         parts += ["## MIT-BIH beat probe (DS1 → DS2) [95 % CI, DS2 patients resampled]", "", table(header, rows), ""]
         classes = list(next(iter(result["mitbih"].values()))["per_class_auroc"])
-        rows = [[name, *(fmt(r["per_class_auroc"].get(c)) for c in classes)] for name, r in result["mitbih"].items()]
-        parts += ["One-vs-rest AUROC per AAMI class (DS2):", "", table(["model", *classes], rows), ""]
+        rows = [
+            [name, *(fmt(v["value"], v["ci95"]) for v in map(r["per_class_auroc"].get, classes))]
+            for name, r in result["mitbih"].items()
+        ]
+        parts += ["One-vs-rest AUROC per AAMI class (DS2) [95 % CI]:", "", table(["model", *classes], rows), ""]
     if result["ptbxl"]:
         sets = [s for s in PTBXL_SETS if any(s in r for r in result["ptbxl"].values())]
         header = ["model", *(f"{s} AUROC" for s in sets), "all, em 0 dB", "drop"]
@@ -148,8 +161,15 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
         verdict = {True: "yes", False: "no", None: "no CIs"}[c["cis_do_not_overlap"]]
         parts.append(
             f"- MIT-BIH DS2, {name} vs random init: {fmt(c['auroc']['value'], c['auroc']['ci95'])} vs "
-            f"{fmt(c['random_init']['value'], c['random_init']['ci95'])}; CIs apart: **{verdict}**"
+            f"{fmt(c['random_init']['value'], c['random_init']['ci95'])}; CIs apart: **{verdict}**; "
+            f"classes whose CIs are apart: {', '.join(c['classes_with_cis_apart']) or 'none'}"
         )
+        if c["paired_difference"]:
+            d = c["paired_difference"]
+            parts.append(
+                f"  - paired difference on the same patient resamples (an added figure, not the check): "
+                f"{fmt(d['difference'], d['ci95'])}, not positive in {d['share_not_positive']:.1%} of resamples"
+            )
     for key, drops in result["checks"].items():
         if key.endswith(f"drop_clean_to_{NOISE}"):
             probe = "MIT-BIH" if key.startswith("mitbih") else "PTB-XL"

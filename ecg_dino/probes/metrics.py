@@ -114,10 +114,14 @@ def percentile_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float
     return float(np.quantile(values, a)), float(np.quantile(values, 1 - a))
 
 
+def macro_of(per_label: np.ndarray) -> np.ndarray:
+    """Mean of each row of per-label AUROCs [r, C] over its defined (non-NaN) labels; NaN where none is."""
+    valid = ~np.isnan(per_label)
+    count = valid.sum(-1)
+    return np.where(count > 0, np.where(valid, per_label, 0).sum(-1) / np.maximum(count, 1), np.nan)
+
+
 def bootstrap_macro_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Macro AUROC per resample of ``weights`` [r, N]; a label lacking positives or negatives in a resample
     is skipped in that resample."""
-    per = per_label_auroc(y, scores, weights)  # [r, C]
-    valid = ~np.isnan(per)
-    count = valid.sum(1)
-    return np.where(count > 0, np.where(valid, per, 0).sum(1) / np.maximum(count, 1), np.nan)
+    return macro_of(per_label_auroc(y, scores, weights))

@@ -27,11 +27,11 @@ from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
 from ecg_dino.probes.metrics import (
-    bootstrap_macro_auroc,
     bootstrap_weights,
     class_report,
     confusion,
     j_kappa,
+    macro_of,
     one_hot,
     per_label_auroc,
     percentile_ci,
@@ -231,14 +231,37 @@ def evaluate_multiclass(
         **point(None),
     }
     if n_boot:
-        aurocs, boot = [], []
+        per_label, boot = [], []
         for w in bootstrap_weights(len(y), n_boot, seed, groups):
-            aurocs.append(bootstrap_macro_auroc(target, prob, w))
+            per_label.append(per_label_auroc(target, prob, w))  # [r, K]
             boot.extend(point(wr) for wr in w)
-        res["ci95"] = {"macro_auroc": percentile_ci(np.concatenate(aurocs))}
+        per_label = np.concatenate(per_label)
+        res["ci95"] = {"macro_auroc": percentile_ci(macro_of(per_label))}
         for key in ("macro_f1", "j_kappa", "accuracy"):
             res["ci95"][key] = percentile_ci(np.array([b[key] for b in boot]))
+        for k, c in enumerate(AAMI_CLASSES):
+            res["per_class"][c]["auroc_ci95"] = percentile_ci(per_label[:, k])
     return res
+
+
+def paired_auroc_difference(
+    prob: np.ndarray, baseline: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
+) -> dict[str, Any]:
+    """Macro AUROC of ``prob`` minus ``baseline`` on the same DS2 patient resamples, with its 95 % CI and the
+    share of resamples where it is not positive. Paired, so the patient-to-patient spread both models share
+    (one patient holds most F beats) cancels; two separate CIs keep it."""
+    target = one_hot(y, len(AAMI_CLASSES))
+    diffs = [
+        macro_of(per_label_auroc(target, prob, w)) - macro_of(per_label_auroc(target, baseline, w))
+        for w in bootstrap_weights(len(y), n_boot, seed, groups)
+    ]
+    diffs = np.concatenate(diffs)
+    return {
+        "difference": float(macro_of(per_label_auroc(target, prob)) - macro_of(per_label_auroc(target, baseline))),
+        "ci95": percentile_ci(diffs),
+        "share_not_positive": float(np.mean(diffs[~np.isnan(diffs)] <= 0)),
+        "n_boot": n_boot,
+    }
 
 
 def _num(x: float) -> float | None:

@@ -206,13 +206,22 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
     ]
     metric_rows.append(["kappa"] + [fmt(models[m]["test"]["kappa"]) for m in names])
     for cls in models[names[0]]["test"]["per_class"]:
-        for key in ("sensitivity", "ppv", "auroc"):
+        for key in ("sensitivity", "ppv"):
             metric_rows.append([f"{key} {cls}"] + [fmt(models[m]["test"]["per_class"][cls][key]) for m in names])
+        per_class = [models[m]["test"]["per_class"][cls] for m in names]
+        metric_rows.append([f"auroc {cls}"] + [fmt(r["auroc"], r.get("auroc_ci95")) for r in per_class])
     parts = [
         f"# MIT-BIH beat probe (DS1 → DS2, inter-patient)\n\n{_preamble(report)}",
         "## DS2 metrics [bootstrap 95 % CI, patients resampled]\n",
         table(["metric", *names], metric_rows),
     ]
+    paired = models.get("model", {}).get("test", {}).get("vs_random_init")
+    if paired:
+        parts.append(
+            f"Paired difference, model − random init, macro AUROC on the same patient resamples: "
+            f"{fmt(paired['difference'], paired['ci95'])}; not positive in {paired['share_not_positive']:.1%} "
+            f"of {paired['n_boot']} resamples."
+        )
     for m in names:
         cm = models[m]["test"]["confusion"]
         classes = list(models[m]["test"]["per_class"])
