@@ -26,3 +26,10 @@ def test_script_runs_both_experiments() -> None:
     for name in ("pretrain_cpu_real", "pretrain_cpu_real_nonoise"):
         assert (ROOT / "experiments" / f"{name}.yaml").is_file()
         assert f"[{name}]=" in text
+
+
+def test_probe_steps_names_a_missing_checkpoint(tmp_path) -> None:
+    script = SCRIPT.parent / "probe_steps.sh"
+    proc = subprocess.run(["bash", str(script), str(tmp_path), "300"], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"no checkpoint of step 300 in {tmp_path}/checkpoints" in proc.stderr
