@@ -17,11 +17,10 @@ import torch
 GROUPS = ("global", "local")
 
 
-def _time_gather(signal: np.ndarray, lead_idx: np.ndarray, crop_samples: int, rng: np.random.Generator):
-    """Cut one crop per row of ``lead_idx`` [C, L] at a random offset; short records are zero-padded."""
+def _time_gather(signal: np.ndarray, lead_idx: np.ndarray, crop_samples: int, starts: np.ndarray):
+    """Cut one crop per row of ``lead_idx`` [C, L] at ``starts`` [C]; short records are zero-padded."""
     n_samples = signal.shape[1]
     n_crops = lead_idx.shape[0]
-    starts = rng.integers(0, max(n_samples - crop_samples, 0) + 1, size=n_crops)
     if n_samples < crop_samples:
         signal = np.pad(signal, ((0, 0), (0, crop_samples - n_samples)))
     windows = np.lib.stride_tricks.sliding_window_view(signal, crop_samples, axis=1)  # [L, starts, T] view
@@ -30,8 +29,8 @@ def _time_gather(signal: np.ndarray, lead_idx: np.ndarray, crop_samples: int, rn
     return crops, valid
 
 
-def _crops(signal, lead_ids, lead_idx, lead_mask, crop_samples, rng) -> dict[str, np.ndarray]:
-    crops, valid = _time_gather(signal, lead_idx, crop_samples, rng)
+def _crops(signal, lead_ids, lead_idx, lead_mask, crop_samples, starts) -> dict[str, np.ndarray]:
+    crops, valid = _time_gather(signal, lead_idx, crop_samples, starts)
     crops *= lead_mask[:, :, None]
     return {
         "signal": crops.astype(np.float32, copy=False),
@@ -41,6 +40,15 @@ def _crops(signal, lead_ids, lead_idx, lead_mask, crop_samples, rng) -> dict[str
     }
 
 
+def crop_starts(
+    n_samples: int, crop_samples: int, n_crops: int, rng: np.random.Generator, span: tuple[int, int] | None = None
+) -> np.ndarray:
+    """``n_crops`` random crop starts such that each crop lies inside ``span`` (default: the whole signal);
+    where the span is shorter than a crop, the crop starts at the span's start."""
+    lo, hi = span if span is not None else (0, n_samples)
+    return lo + rng.integers(0, max(min(hi, n_samples) - lo - crop_samples, 0) + 1, size=n_crops)
+
+
 class MultiCrop:
     """Random global and local crops of one ECG window (DINO views), with lead dropout.
 
@@ -48,7 +56,12 @@ class MultiCrop:
     probability ``global_lead_drop`` independently per crop, and at most ``global_max_leads`` (None: no cap)
     stay, always keeping ``global_min_leads`` (or all,
     if the record has fewer). Local crops (``local_crop_seconds``) each take a random subset of
-    ``local_min_leads``..``local_max_leads`` leads. Every crop has its own random time offset.
+    ``local_min_leads``..``local_max_leads`` leads. By default every crop has its own random time offset.
+
+    ``global_shift_seconds`` (None: independent offsets) aligns the global crops in time: they share one random
+    start, each moved by at most ± that much, and the local crops are cut inside the span the global crops
+    cover. Views then hold the same beats, so the class token is not taught to ignore a beat (an ectopic one,
+    say) that one view holds and the other does not; the invariance left is to leads, noise, gain and jitter.
     """
 
     def __init__(
@@ -62,6 +75,7 @@ class MultiCrop:
         global_max_leads: int | None = None,
         local_min_leads: int = 1,
         local_max_leads: int = 4,
+        global_shift_seconds: float | None = None,
     ) -> None:
         if not 0.0 <= global_lead_drop < 1.0:
             raise ValueError(f"global_lead_drop must be in [0, 1), got {global_lead_drop}")
@@ -69,6 +83,8 @@ class MultiCrop:
             raise ValueError(f"need 1 <= local_min_leads <= local_max_leads, got {local_min_leads}, {local_max_leads}")
         if global_min_leads < 1 or n_global_crops < 1 or n_local_crops < 0:
             raise ValueError("need global_min_leads >= 1, n_global_crops >= 1 and n_local_crops >= 0")
+        if global_shift_seconds is not None and global_shift_seconds < 0:
+            raise ValueError(f"global_shift_seconds must be >= 0 or None, got {global_shift_seconds}")
         self.global_crop_seconds = global_crop_seconds
         self.local_crop_seconds = local_crop_seconds
         self.n_global_crops = n_global_crops
@@ -78,6 +94,7 @@ class MultiCrop:
         self.global_max_leads = global_max_leads
         self.local_min_leads = local_min_leads
         self.local_max_leads = local_max_leads
+        self.global_shift_seconds = global_shift_seconds
 
     def crop_samples(self, sample_rate_hz: float) -> tuple[int, int]:
         """(global, local) crop lengths in samples at ``sample_rate_hz``."""
@@ -113,11 +130,25 @@ class MultiCrop:
         local_idx = np.argsort(rng.random((self.n_local_crops, n_leads)), axis=1)[:, :max_leads]
         local_mask = np.arange(max_leads)[None, :] < n_present[:, None]
 
+        global_starts, local_span = self._global_starts(signal.shape[1], t_global, sample_rate_hz, rng)
+        local_starts = crop_starts(signal.shape[1], t_local, self.n_local_crops, rng, local_span)
         return {
-            "global": _crops(signal, lead_ids, global_idx, global_mask, t_global, rng),
-            "local": _crops(signal, lead_ids, local_idx, local_mask, t_local, rng),
+            "global": _crops(signal, lead_ids, global_idx, global_mask, t_global, global_starts),
+            "local": _crops(signal, lead_ids, local_idx, local_mask, t_local, local_starts),
             "sample_rate_hz": float(sample_rate_hz),
         }
+
+    def _global_starts(
+        self, n_samples: int, t_global: int, sample_rate_hz: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, tuple[int, int] | None]:
+        """Global crop starts and the span the local crops are cut from (None: anywhere)."""
+        if self.global_shift_seconds is None:
+            return crop_starts(n_samples, t_global, self.n_global_crops, rng), None
+        shift = round(self.global_shift_seconds * sample_rate_hz)
+        last = max(n_samples - t_global, 0)
+        centre = int(crop_starts(n_samples, t_global, 1, rng)[0])
+        starts = np.clip(centre + rng.integers(-shift, shift + 1, size=self.n_global_crops), 0, last)
+        return starts, (int(starts.min()), int(starts.max()) + t_global)
 
 
 def _collate_group(crops: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:

@@ -115,3 +115,27 @@ def test_global_max_leads_caps_the_crop_width():
             assert len(set(ids[mask].tolist())) == int(mask.sum())  # no lead twice
     two_lead = crop(signal[:2], lead_ids[:2], 250.0, rng)["global"]
     assert two_lead["signal"].shape[1] == 2
+
+
+def test_aligned_global_crops_share_their_beats_and_locals_lie_inside():
+    crop = MultiCrop(global_crop_seconds=4.0, local_crop_seconds=1.6, n_local_crops=6, global_shift_seconds=0.2)
+    ids = np.array(lead_indices(STANDARD_12[:2]))
+    for seed in range(20):
+        sample = crop(_coded_signal(2, 2500), ids, RATE, np.random.default_rng(seed))
+        g_starts = sample["global"]["signal"][:, 0, 0] % 10000  # lead 0 holds the sample index itself
+        assert g_starts.max() - g_starts.min() <= 2 * 0.2 * RATE
+        l_starts = sample["local"]["signal"][:, 0, 0] % 10000
+        assert (l_starts >= g_starts.min()).all() and (l_starts + 1.6 * RATE <= g_starts.max() + 4.0 * RATE).all()
+    free = MultiCrop(global_crop_seconds=4.0, local_crop_seconds=1.6)
+    spread = [
+        np.ptp(free(_coded_signal(1, 2500), ids[:1], RATE, np.random.default_rng(s))["global"]["signal"][:, 0, 0])
+        for s in range(20)
+    ]
+    assert max(spread) > 2 * 0.2 * RATE, "without the option the global crops move independently"
+
+
+def test_aligned_crops_on_a_record_shorter_than_a_crop_start_at_zero():
+    sample, _ = _sample(n_leads=1, n_samples=400, global_shift_seconds=0.5)
+    assert (sample["global"]["signal"][:, 0, 0] == 0).all() and (sample["local"]["signal"][:, 0, 0] == 0).all()
+    with pytest.raises(ValueError, match="global_shift_seconds"):
+        MultiCrop(global_shift_seconds=-1.0)
