@@ -168,3 +168,17 @@ def test_paired_difference_cancels_the_shared_patient_spread() -> None:
     for c in mitbih.AAMI_CLASSES:
         lo, hi = a["per_class"][c]["auroc_ci95"]
         assert lo <= a["per_class"][c]["auroc"] <= hi
+
+
+def test_feature_parts_split_the_class_token_from_the_patch_tokens() -> None:
+    dim = 3
+    x = np.arange(2 * 4 * dim, dtype=np.float32).reshape(2, 4 * dim)
+    np.testing.assert_array_equal(mitbih.feature_columns(x, "cls"), x[:, :dim])
+    np.testing.assert_array_equal(mitbih.feature_columns(x, "patches"), x[:, dim:])
+    assert mitbih.feature_columns(x, "all") is x
+    with pytest.raises(ValueError, match="unknown feature part 'mean'"):
+        mitbih.feature_columns(x, "mean")
+    from ecg_dino.probes.cli import feature_part
+
+    patches = feature_part(lambda records, beats, condition: x, "patches")
+    np.testing.assert_array_equal(patches([], None, None), x[:, dim:])

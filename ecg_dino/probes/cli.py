@@ -236,6 +236,11 @@ def beat_featurizer(
     return features
 
 
+def feature_part(feats: BeatFeatures, part: str) -> BeatFeatures:
+    """``feats`` restricted to one part of the beat embedding (``mitbih.feature_columns``)."""
+    return lambda records, beats, condition: mitbih.feature_columns(feats(records, beats, condition), part)
+
+
 def main_mitbih(argv: list[str] | None = None) -> int:
     """``ecg-dino probe-mitbih``: AAMI beat probe DS1 -> DS2 with baselines and robustness; writes a report."""
     p = argparse.ArgumentParser(prog="ecg-dino probe-mitbih", description=main_mitbih.__doc__)
@@ -245,6 +250,12 @@ def main_mitbih(argv: list[str] | None = None) -> int:
     p.add_argument("--val-records", type=int, default=5, help="DS1 records held out to choose λ and T")
     p.add_argument("--window-patches", type=int, default=mitbih.BeatOptions.window_patches)
     p.add_argument("--batch-size", type=int, default=mitbih.BeatOptions.batch_size)
+    p.add_argument(
+        "--features",
+        choices=mitbih.FEATURE_PARTS,
+        default="all",
+        help="part of the beat embedding the heads read: class token, R-patch tokens, or both (default)",
+    )
     p.add_argument(
         "--robust-per-class",
         type=int,
@@ -264,8 +275,9 @@ def main_mitbih(argv: list[str] | None = None) -> int:
         models, timings, probs = {}, {}, {}
         for name, spec in backbone_specs(args).items():
             timings[name] = {}
-            feats = beat_featurizer(
-                spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
+            feats = feature_part(
+                beat_featurizer(spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]),
+                args.features,
             )
             x1, x2 = feats(ds1, beats1, None), feats(ds2, beats2, None)
             models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, val_names, args.seed, args.n_boot)
@@ -296,6 +308,7 @@ def main_mitbih(argv: list[str] | None = None) -> int:
         "settings": {
             "beat embedding": f"{args.window_patches}-patch beat-centred window: class token ‖ "
             "lead-averaged tokens of the R patch ± 1",
+            "features": args.features,
             "precision": args.precision,
             "seed": args.seed,
             "validation records (DS1)": val_names,

@@ -170,6 +170,18 @@ def embed_beats(backbone: ECGViT, record: ECGRecord, r_samples: np.ndarray, opti
     return np.concatenate(feats) if feats else np.zeros((0, 4 * backbone.embed_dim), np.float32)
 
 
+FEATURE_PARTS = ("all", "cls", "patches")
+
+
+def feature_columns(x: np.ndarray, part: str) -> np.ndarray:
+    """The columns of beat features [n, 4·D] that ``part`` names: all, the class token, or the three patch
+    tokens; probing each part alone shows which one carries the beat information."""
+    if part not in FEATURE_PARTS:
+        raise ValueError(f"unknown feature part {part!r}; choose from {FEATURE_PARTS}")
+    dim = x.shape[1] // 4
+    return {"all": x, "cls": x[:, :dim], "patches": x[:, dim:]}[part]
+
+
 def validation_records(beats: Beats, n_records: int, seed: int, required: tuple[int, ...] = (0, 1, 2, 3)) -> list[str]:
     """Seeded patient-wise validation part of DS1: the first draw (seed, seed+1, …) of ``n_records`` records
     in which the validation and training parts both hold every class in ``required``."""
