@@ -3,6 +3,9 @@
 Order in the worker, per sample: window -> crops (``MultiCrop``, which also drops and subsets leads) ->
 noise on each crop independently (``NoiseInjector``, so every view gets its own noise) -> amplitude.
 Adding noise per crop is the same as cropping a window that was made noisy independently for each view.
+With ``clean_teacher_view`` the global crops also keep their signal from before the noise as
+``teacher_signal`` (same gain): the teacher's targets then come from the clean view, so the iBOT and Gram
+losses, which compare a crop with itself, also teach the student to see through the noise.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.multicrop import GROUPS, MultiCrop
+from datamodules.multicrop import GROUPS, SIGNAL_KEYS, MultiCrop
 from datamodules.noise import NoiseInjector
 from datamodules.record import ECGRecord
 from ecg_dino.leads import lead_indices
@@ -42,12 +45,14 @@ class AmplitudeScale:
         self.lead_std = lead_std
 
     def __call__(self, groups: list[dict[str, np.ndarray]], rng: np.random.Generator) -> None:
-        """Scale each group's ``signal`` [C, L, T] in place."""
+        """Scale each group's ``signal`` [C, L, T] (and ``teacher_signal``, by the same factors) in place."""
         record_scale = np.exp(rng.uniform(*self.log_range))
         for crops in groups:
             C, L, _ = crops["signal"].shape
             lead_scale = record_scale * np.exp(rng.normal(0.0, self.lead_std, size=(C, L)))
-            crops["signal"] *= lead_scale[:, :, None].astype(np.float32)
+            for key in SIGNAL_KEYS:
+                if key in crops:
+                    crops[key] *= lead_scale[:, :, None].astype(np.float32)
 
 
 class PretrainTransform:
@@ -60,8 +65,10 @@ class PretrainTransform:
         window_seconds: float | None = 10.0,
         noise: NoiseInjector | None = None,
         amplitude: AmplitudeScale | None = None,
+        clean_teacher_view: bool = False,
     ) -> None:
         self.multicrop = multicrop
+        self.clean_teacher_view = clean_teacher_view
         self.sample_rate_hz = sample_rate_hz
         self.window_samples = None if window_seconds is None else round(window_seconds * sample_rate_hz)
         self.noise = noise
@@ -78,6 +85,8 @@ class PretrainTransform:
         sample = self.multicrop(window, lead_ids, self.sample_rate_hz, rng)
         groups = [sample[g] for g in GROUPS]
         if self.noise is not None:
+            if self.clean_teacher_view:
+                sample["global"]["teacher_signal"] = sample["global"]["signal"].copy()
             for crops in groups:
                 self.noise(crops, rng)
         if self.amplitude is not None:

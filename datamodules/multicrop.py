@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 GROUPS = ("global", "local")
+SIGNAL_KEYS = ("signal", "teacher_signal")  # teacher_signal: the global crops before noise (augment.py)
 
 
 def _time_gather(signal: np.ndarray, lead_idx: np.ndarray, crop_samples: int, starts: np.ndarray):
@@ -156,18 +157,19 @@ def _collate_group(crops: Sequence[dict[str, np.ndarray]]) -> dict[str, torch.Te
     B = len(crops)
     C, _, T = crops[0]["signal"].shape
     L = max(c["signal"].shape[1] for c in crops)
-    signal = np.zeros((C, B, L, T), dtype=np.float32)
+    signals = {key: np.zeros((C, B, L, T), dtype=np.float32) for key in SIGNAL_KEYS if key in crops[0]}
     lead_ids = np.zeros((C, B, L), dtype=np.int64)
     lead_mask = np.zeros((C, B, L), dtype=bool)
     valid = np.empty((C, B), dtype=np.int64)
     for b, c in enumerate(crops):
         n = c["signal"].shape[1]
-        signal[:, b, :n] = c["signal"]
+        for key, signal in signals.items():
+            signal[:, b, :n] = c[key]
         lead_ids[:, b, :n] = c["lead_ids"]
         lead_mask[:, b, :n] = c["lead_mask"]
         valid[:, b] = c["valid_samples"]
     return {
-        "signal": torch.from_numpy(signal.reshape(C * B, L, T)),  # [N, L, T]
+        **{key: torch.from_numpy(signal.reshape(C * B, L, T)) for key, signal in signals.items()},  # [N, L, T]
         "lead_ids": torch.from_numpy(lead_ids.reshape(C * B, L)),
         "lead_mask": torch.from_numpy(lead_mask.reshape(C * B, L)),
         "valid_samples": torch.from_numpy(valid.reshape(C * B)),

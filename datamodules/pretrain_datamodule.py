@@ -68,7 +68,8 @@ class PretrainDataModule(L.LightningDataModule):
 
     ``source_weights`` are mixing probabilities by manifest source name (default 1.0 each);
     ``window_seconds`` is the random window taken from longer records before cropping; noise is real NSTDB
-    noise from ``noise_dir`` (training split), added to each crop with probability ``noise_prob``.
+    noise from ``noise_dir`` (training split), added to each crop with probability ``noise_prob``;
+    ``clean_teacher_view`` hands the teacher the global crops from before the noise (``PretrainTransform``).
     """
 
     def __init__(
@@ -90,6 +91,7 @@ class PretrainDataModule(L.LightningDataModule):
         amplitude_lead_std: float = 0.05,
         synthetic_dir: str = DEFAULT_CACHE_DIR,
         drop_last: bool = True,
+        clean_teacher_view: bool = False,
     ) -> None:
         super().__init__()
         self.shards = shards
@@ -109,6 +111,7 @@ class PretrainDataModule(L.LightningDataModule):
         self.amplitude_lead_std = amplitude_lead_std
         self.synthetic_dir = synthetic_dir
         self.drop_last = drop_last
+        self.clean_teacher_view = clean_teacher_view
         self.stream: ShardStream | None = None
         self._epoch = 0  # epoch of the current (or next) pass
         self._batches = 0  # batches of it consumed
@@ -138,6 +141,7 @@ class PretrainDataModule(L.LightningDataModule):
             self.window_seconds,
             noise,
             AmplitudeScale(self.amplitude_range, self.amplitude_lead_std),
+            self.clean_teacher_view,
         )
 
     def setup(self, stage: str | None = None) -> None:

@@ -199,7 +199,9 @@ class DinoPretrainModule(L.LightningModule):
         n_global = 2
         B = g["signal"].shape[0] // n_global
         n_local = loc["signal"].shape[0] // B
-        g_crops = {**g, "sample_rate_hz": rate}
+        g_crops = {k: v for k, v in g.items() if k != "teacher_signal"} | {"sample_rate_hz": rate}
+        # The teacher sees the global crops before noise when the data module keeps them (clean_teacher_view).
+        t_crops = g_crops | {"signal": g.get("teacher_signal", g["signal"])}
         patch_samples = self.student.backbone.patch_samples
         # Patch validity depends only on lead presence and valid length, so masks are drawn before any forward.
         P = g["signal"].shape[-1] // patch_samples
@@ -208,7 +210,7 @@ class DinoPretrainModule(L.LightningModule):
         masks = self._ibot_masks(patch_mask, step)
 
         with torch.no_grad():
-            teacher = self.forward_teacher(g_crops, masks, teacher_temp, n_global)
+            teacher = self.forward_teacher(t_crops, masks, teacher_temp, n_global)
         s_global = self.student.backbone.forward_features(**g_crops, ibot_mask=masks)
         s_local = self.student.backbone.forward_features(**loc, sample_rate_hz=rate)
 
@@ -239,7 +241,7 @@ class DinoPretrainModule(L.LightningModule):
         }
         if self.gram_teacher is not None and step >= hp.gram_start_step:
             with torch.no_grad():
-                target = self.gram_teacher.backbone.forward_features(**g_crops)["patches"]
+                target = self.gram_teacher.backbone.forward_features(**t_crops)["patches"]
             gram_loss = self.gram_loss(
                 s_global["patches"].flatten(1, 2), target.flatten(1, 2), token_mask=patch_mask.flatten(1)
             )

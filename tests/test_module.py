@@ -64,3 +64,21 @@ def test_fit_logs_every_loss_and_moves_teacher(tmp_path: Path):
     moved = any(not torch.equal(a, b) for a, b in zip(teacher_before, module.teacher.parameters()))
     assert moved, "the EMA teacher never changed"
     assert list((tmp_path / "t").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+
+
+def test_teacher_reads_the_clean_view_when_the_batch_has_one():
+    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0).train()
+    batch = random_batch()
+    torch.manual_seed(0)
+    plain = module.compute_losses(batch, step=0, teacher_temp=0.04)
+    batch["global"]["teacher_signal"] = batch["global"]["signal"].clone()
+    torch.manual_seed(0)
+    same = module.compute_losses(batch, step=0, teacher_temp=0.04)
+    for key in ("dino_loss", "ibot_loss", "gram_loss"):
+        torch.testing.assert_close(same[key], plain[key], msg=key)
+    batch["global"]["teacher_signal"] = torch.zeros_like(batch["global"]["signal"])  # a different teacher view
+    torch.manual_seed(0)
+    other = module.compute_losses(batch, step=0, teacher_temp=0.04)
+    for key in ("diag/teacher_cls_std", "ibot_loss", "gram_loss"):  # teacher class tokens, patch targets
+        assert not torch.allclose(other[key], plain[key]), key
+    torch.testing.assert_close(other["koleo_loss"], plain["koleo_loss"])  # the student side is unchanged

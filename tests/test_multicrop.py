@@ -139,3 +139,24 @@ def test_aligned_crops_on_a_record_shorter_than_a_crop_start_at_zero():
     assert (sample["global"]["signal"][:, 0, 0] == 0).all() and (sample["local"]["signal"][:, 0, 0] == 0).all()
     with pytest.raises(ValueError, match="global_shift_seconds"):
         MultiCrop(global_shift_seconds=-1.0)
+
+
+def test_clean_teacher_view_keeps_the_global_crops_before_noise(tmp_path):
+    from datamodules.noise import NoiseBank, NoiseInjector
+
+    record = ECGRecord(_coded_signal(2, 250 * 20), RATE, ("MLII", "V1"), "r", "p", "mitdb")
+    noise = NoiseInjector(NoiseBank(tmp_path / "none", RATE, "train"), p=1.0, snr_db_range=(0.0, 0.0))
+    transform = PretrainTransform(
+        MultiCrop(n_local_crops=2), RATE, 10.0, noise, AmplitudeScale((2.0, 2.0), 0.0), clean_teacher_view=True
+    )
+    sample = transform(record, np.random.default_rng(0))
+    g = sample["global"]
+    clean = g["teacher_signal"][g["lead_mask"]] / 2.0  # rows of 10000 * lead + sample, with the same gain
+    np.testing.assert_allclose(np.diff(clean, axis=1), 1.0, atol=1e-3)
+    assert not np.allclose(np.diff(g["signal"][g["lead_mask"]] / 2.0, axis=1), 1.0, atol=1e-3), "student's is noisy"
+    assert "teacher_signal" not in sample["local"]
+    batch = collate_multicrop([sample, transform(record, np.random.default_rng(1))])
+    crop1_of_sample0 = batch["global"]["teacher_signal"][2]  # crop-major rows: c * B + b
+    torch.testing.assert_close(crop1_of_sample0, torch.from_numpy(g["teacher_signal"][1]))
+    plain = PretrainTransform(MultiCrop(n_local_crops=2), RATE, 10.0, noise)(record, np.random.default_rng(0))
+    assert "teacher_signal" not in plain["global"], "off by default"
