@@ -147,8 +147,8 @@ class MultiCrop:
             return crop_starts(n_samples, t_global, self.n_global_crops, rng), None
         shift = round(self.global_shift_seconds * sample_rate_hz)
         last = max(n_samples - t_global, 0)
-        centre = int(crop_starts(n_samples, t_global, 1, rng)[0])
-        starts = np.clip(centre + rng.integers(-shift, shift + 1, size=self.n_global_crops), 0, last)
+        shared = int(crop_starts(n_samples, t_global, 1, rng)[0])
+        starts = np.clip(shared + rng.integers(-shift, shift + 1, size=self.n_global_crops), 0, last)
         return starts, (int(starts.min()), int(starts.max()) + t_global)
 
 

@@ -11,6 +11,7 @@ import pytest
 from datamodules.record import BadRecordError, ECGRecord
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.calibration import softmax
+from ecg_dino.probes.cli import feature_part
 from ecg_dino.probes.metrics import one_hot
 from ecg_dino.probes.rr_baseline import record_rr_features
 
@@ -178,7 +179,5 @@ def test_feature_parts_split_the_class_token_from_the_patch_tokens() -> None:
     assert mitbih.feature_columns(x, "all") is x
     with pytest.raises(ValueError, match="unknown feature part 'mean'"):
         mitbih.feature_columns(x, "mean")
-    from ecg_dino.probes.cli import feature_part
-
     patches = feature_part(lambda records, beats, condition: x, "patches")
     np.testing.assert_array_equal(patches([], None, None), x[:, dim:])
