@@ -60,6 +60,11 @@ def reports(tmp_path: Path) -> dict[str, list[str]]:
         }
     }
     noise = mitbih_result(0.85, [0.78, 0.90], 0.86, 0.80)
+    noise["test"]["within_patient_macro_auroc"] = 0.7
+    noise["test"]["ci95"]["within_patient_macro_auroc"] = [0.6, 0.8]
+    noise["test"]["per_class"]["N"] |= {"within_patient_auroc": 0.75, "within_patient_auroc_ci95": [0.7, 0.8]}
+    noise["test"]["per_class"]["F"] |= {"within_patient_auroc": None}
+    noise["patient_share_of_variance"] = 0.6
     noise["test"]["vs_random_init"] = {"difference": 0.22, "ci95": [0.1, 0.3], "share_not_positive": 0.0, "n_boot": 9}
     nonoise = mitbih_result(0.76, [0.70, 0.81], 0.84, 0.70)
     mitbih = {
@@ -104,6 +109,9 @@ def test_compare_writes_table_checks_and_plots(reports: dict[str, list[str]], tm
     assert checks["without noise"]["paired_difference"] is None
     assert "(an added figure, not the check): 0.220 [0.100, 0.300]" in md
     assert "| with noise | 0.900 [0.850, 0.950] | – |" in md and "| RR intervals | 0.900 | 0.800 |" in md
+    assert "| with noise | 0.700 [0.600, 0.800] | 0.750 [0.700, 0.800] | – | 0.600 |" in md  # within-patient
+    within_table = md.split("Within-patient AUROC")[1].split("##")[0]
+    assert "| without noise |" not in within_table and "| random init |" not in within_table  # reports lack it
     for png in ("mitbih_auroc_vs_snr.png", "ptbxl_auroc_vs_snr.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
 

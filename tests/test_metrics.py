@@ -30,6 +30,7 @@ from ecg_dino.probes.calibration import (
 )
 from ecg_dino.probes.linear import balanced_class_weights, fit_head, fit_probe
 from ecg_dino.probes.metrics import (
+    between_group_share,
     bootstrap_macro_auroc,
     bootstrap_weights,
     class_report,
@@ -38,6 +39,7 @@ from ecg_dino.probes.metrics import (
     masked_macro_auroc,
     percentile_ci,
     weighted_auroc,
+    within_group_auroc,
 )
 
 
@@ -146,6 +148,35 @@ def test_group_bootstrap_draws_whole_patients() -> None:
         for g in "abc":
             assert len(set(w[groups == g])) == 1
         assert sum(w[groups == g][0] for g in "abc") == 3
+
+
+def test_within_group_auroc_is_blind_to_offsets_between_patients() -> None:
+    """A score that ranks beats perfectly inside each patient but whose patient offsets invert the pooled
+    ranking: pooled AUROC far below chance, within-patient AUROC 1; a patient with too few positives is left
+    out; a group bootstrap weights each patient's AUROC by its positives times its multiplicity."""
+    rng = np.random.default_rng(0)
+    groups = np.repeat(["a", "b", "c"], 100)
+    y = np.zeros(300, bool)
+    y[:60], y[100:110], y[200:203] = True, True, True  # a: 60 positives, b: 10, c: 3 (too few)
+    offset = np.repeat([0.0, 10.0, 20.0], 100)  # the patient with most positives scores lowest
+    score = offset + y + 0.1 * rng.random(300)
+    assert roc_auc_score(y, score) < 0.3
+    assert within_group_auroc(y, score, groups, min_count=10) == pytest.approx(1.0)
+    flipped = np.where(groups == "b", offset - y, score)  # b ranks its beats backwards: (60·1 + 10·0)/70
+    assert within_group_auroc(y, flipped, groups, min_count=10) == pytest.approx(60 / 70)
+    only_b = np.where(groups == "b", 3.0, 0.0)[None]  # a resample drawing b three times and a, c never
+    assert within_group_auroc(y, flipped, groups, 10, only_b) == pytest.approx([0.0])
+    assert np.isnan(within_group_auroc(y, score, groups, min_count=100))
+
+
+def test_between_group_share_of_variance() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(20), 50)
+    identity = rng.normal(size=(20, 8))[groups]  # features that only say which patient
+    assert between_group_share(identity, groups) == pytest.approx(1.0)
+    assert between_group_share(rng.normal(size=(1000, 8)), groups) < 0.05  # 19/999 expected by chance
+    mixed = identity + rng.normal(size=(1000, 8))  # equal variance between and within
+    assert 0.4 < between_group_share(mixed, groups) < 0.6
 
 
 def test_linear_head_matches_sklearn_logistic_regression() -> None:

@@ -124,6 +124,11 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
     for name in ("report.md", "mitbih_auroc_vs_snr.png", "mitbih_reliability.png"):
         assert (out / name).is_file()
     assert "DS1 patients" in (out / "report.md").read_text()
+    within = test["per_class"]["V"]["within_patient_auroc"]  # 213 holds hundreds of V beats and of the rest
+    assert 0 <= within <= 1 and test["within_patient_macro_auroc"] is not None
+    assert test["per_class"]["Q"]["within_patient_auroc"] is None  # no DS2 patient here has 10 Q beats
+    assert 0 < report["models"]["model"]["patient_share_of_variance"] < 1
+    assert "within-patient auroc V" in (out / "report.md").read_text()
 
 
 @needs_mitdb

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ecg_dino.probes.mitbih import WITHIN_PATIENT_MIN_BEATS
 from ecg_dino.probes.report import fmt, plot_curves, snr_panels, table, to_jsonable
 
 RANDOM, RR = "random init", "RR intervals"
@@ -59,6 +60,17 @@ def mitbih_row(res: dict[str, Any]) -> dict[str, Any]:
     row["per_class_auroc"] = {
         c: {"value": r["auroc"], "ci95": r.get("auroc_ci95")} for c, r in test.get("per_class", {}).items()
     }
+    if "within_patient_macro_auroc" in test:
+        key = "within_patient_macro_auroc"
+        row["within_patient_auroc"] = {
+            "macro": {"value": test[key], "ci95": test.get("ci95", {}).get(key)},
+            **{
+                c: {"value": r["within_patient_auroc"], "ci95": r.get("within_patient_auroc_ci95")}
+                for c, r in test["per_class"].items()
+            },
+        }
+    if "patient_share_of_variance" in res:
+        row["patient_share_of_variance"] = res["patient_share_of_variance"]
     if "vs_random_init" in test:
         row["vs_random_init"] = test["vs_random_init"]
     robust = res.get("robustness", {})
@@ -143,6 +155,24 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
             for name, r in result["mitbih"].items()
         ]
         parts += ["One-vs-rest AUROC per AAMI class (DS2) [95 % CI]:", "", table(["model", *classes], rows), ""]
+        within = {name: r for name, r in result["mitbih"].items() if "within_patient_auroc" in r}
+        if within:
+            rows = [
+                [
+                    name,
+                    *(fmt(v["value"], v["ci95"]) for v in map(r["within_patient_auroc"].get, ["macro", *classes])),
+                    fmt(r.get("patient_share_of_variance")),
+                ]
+                for name, r in within.items()
+            ]
+            parts += [
+                f"Within-patient AUROC (each DS2 patient with at least {WITHIN_PATIENT_MIN_BEATS} beats of the class "
+                "and of the rest, weighted by its beats of the class; blind to offsets between patients) [95 % CI], "
+                "and the share of N-beat feature variance that lies between patients:",
+                "",
+                table(["model", "macro", *classes, "patient share"], rows),
+                "",
+            ]
     if result["ptbxl"]:
         sets = [s for s in PTBXL_SETS if any(s in r for r in result["ptbxl"].values())]
         header = ["model", *(f"{s} AUROC" for s in sets), "all, em 0 dB", "drop"]

@@ -37,6 +37,43 @@ def per_label_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray | Non
     return np.stack([weighted_auroc(y[:, c], scores[:, c], weights) for c in range(y.shape[1])], axis=-1)
 
 
+def within_group_auroc(
+    y: np.ndarray, score: np.ndarray, groups: np.ndarray, min_count: int = 10, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """AUROC of one binary label computed inside each group (patient) that holds at least ``min_count``
+    positives and negatives, averaged with the group's positives as weights; NaN where no group qualifies.
+
+    Unlike the pooled AUROC it is blind to offsets of the score between groups, so it tells how well the
+    score ranks beats within a patient. ``weights`` [R, N] (a group bootstrap: a group's samples share one
+    multiplicity) give one value per row.
+    """
+    y = np.asarray(y).astype(bool)
+    inverse = np.unique(groups, return_inverse=True)[1]
+    aucs, positives, first = [], [], []
+    for g in range(int(inverse.max()) + 1 if len(y) else 0):
+        idx = np.flatnonzero(inverse == g)
+        n_pos = int(y[idx].sum())
+        if n_pos >= min_count and len(idx) - n_pos >= min_count:
+            aucs.append(weighted_auroc(y[idx], score[idx]))
+            positives.append(n_pos)
+            first.append(idx[0])
+    w = np.ones((1, len(y))) if weights is None else np.atleast_2d(weights)
+    m = w[:, first] * np.asarray(positives, dtype=float)  # [R, groups that qualify]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (m * np.asarray(aucs, dtype=float)).sum(1) / m.sum(1)
+    return out if weights is not None and np.ndim(weights) == 2 else out[0]
+
+
+def between_group_share(x: np.ndarray, groups: np.ndarray) -> float:
+    """Share of the variance of standardised features [N, D] that lies between group means (η², averaged over
+    features): near 1 when features mostly say which patient a beat comes from, near 0 when they do not."""
+    z = (x - x.mean(0)) / np.maximum(x.std(0), 1e-12)
+    inverse = np.unique(groups, return_inverse=True)[1]
+    counts = np.bincount(inverse)
+    means = np.stack([np.bincount(inverse, weights=z[:, d]) for d in range(z.shape[1])], axis=1) / counts[:, None]
+    return float(np.mean((counts[:, None] * means**2).sum(0) / (z**2).sum(0)))
+
+
 def masked_macro_auroc(y: np.ndarray, scores: np.ndarray) -> tuple[float, np.ndarray, int]:
     """(macro AUROC over labels with both classes, per-label AUROC, number of labels excluded).
 

@@ -27,6 +27,7 @@ from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
 from ecg_dino.probes.metrics import (
+    between_group_share,
     bootstrap_weights,
     class_report,
     confusion,
@@ -35,6 +36,7 @@ from ecg_dino.probes.metrics import (
     one_hot,
     per_label_auroc,
     percentile_ci,
+    within_group_auroc,
 )
 
 # One line per set (a literal tuple would be formatted 22 lines long).
@@ -52,6 +54,8 @@ SYMBOL_TO_AAMI = {
 # Martínez 2011 (IEEE TBME 58(3):616-625).
 DS1_COUNTS = {"N": 45866, "S": 944, "V": 3788, "F": 415, "Q": 8}
 DS2_COUNTS = {"N": 44259, "S": 1837, "V": 3221, "F": 388, "Q": 7}
+# A patient counts towards a class's within-patient AUROC when it holds this many beats of it and of the rest.
+WITHIN_PATIENT_MIN_BEATS = 10
 NSTDB_SNR_DB = {"24": 24, "18": 18, "12": 12, "06": 6, "00": 0, "_6": -6}  # record-name suffix -> SNR
 NOISY_RECORDS = tuple(f"{r}e{s}" for r in ("118", "119") for s in NSTDB_SNR_DB)
 
@@ -207,7 +211,10 @@ def evaluate_multiclass(
     """AAMI metrics with bootstrap 95 % CIs (resampling ``groups``, i.e. patients, when given).
 
     Macro AUROC: one-vs-rest over classes with positives and negatives; macro-F1: over classes present in
-    ``y``; Se/P+ per class; jκ (``metrics.j_kappa``); confusion matrix (rows true, columns predicted).
+    ``y``; Se/P+ per class; jκ (``metrics.j_kappa``); confusion matrix (rows true, columns predicted). With
+    ``groups``, also the within-patient AUROC per class and its macro (``metrics.within_group_auroc``): the
+    pooled figure also scores offsets between patients, which decide it where one patient holds most of a
+    class (F in DS2).
     """
     K = len(AAMI_CLASSES)
     pred = prob.argmax(1)
@@ -242,10 +249,17 @@ def evaluate_multiclass(
         "confusion": cm.astype(int).tolist(),
         **point(None),
     }
+    if groups is not None:
+        within_point = within_patient_auroc(target, prob, groups)
+        res["within_patient_macro_auroc"] = _num(macro_of(within_point[None])[0])
+        for k, c in enumerate(AAMI_CLASSES):
+            res["per_class"][c]["within_patient_auroc"] = _num(within_point[k])
     if n_boot:
-        per_label, boot = [], []
+        per_label, per_within, boot = [], [], []
         for w in bootstrap_weights(len(y), n_boot, seed, groups):
             per_label.append(per_label_auroc(target, prob, w))  # [r, K]
+            if groups is not None:
+                per_within.append(within_patient_auroc(target, prob, groups, w))
             boot.extend(point(wr) for wr in w)
         per_label = np.concatenate(per_label)
         res["ci95"] = {"macro_auroc": percentile_ci(macro_of(per_label))}
@@ -253,7 +267,23 @@ def evaluate_multiclass(
             res["ci95"][key] = percentile_ci(np.array([b[key] for b in boot]))
         for k, c in enumerate(AAMI_CLASSES):
             res["per_class"][c]["auroc_ci95"] = percentile_ci(per_label[:, k])
+        if per_within:
+            per_within = np.concatenate(per_within)
+            res["ci95"]["within_patient_macro_auroc"] = percentile_ci(macro_of(per_within))
+            for k, c in enumerate(AAMI_CLASSES):
+                res["per_class"][c]["within_patient_auroc_ci95"] = percentile_ci(per_within[:, k])
     return res
+
+
+def within_patient_auroc(
+    target: np.ndarray, prob: np.ndarray, groups: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Within-patient AUROC per class [K] (or [r, K] for bootstrap ``weights`` [r, N])."""
+    per_class = [
+        within_group_auroc(target[:, k], prob[:, k], groups, WITHIN_PATIENT_MIN_BEATS, weights)
+        for k in range(target.shape[1])
+    ]
+    return np.stack(per_class, axis=-1)
 
 
 def paired_auroc_difference(
@@ -295,8 +325,11 @@ def run_beat_probe(
         head.logits(x1[val]), beats1.label[val], head.logits(x2), beats2.label, multilabel=False
     )
     scaled = softmax(head.logits(x2) / calibration["temperature"])
+    normal = beats2.label == AAMI_CLASSES.index("N")
     return {
         "test": evaluate_multiclass(prob, beats2.label, beats2.patient_id, n_boot, seed),
+        # How much the features say which patient a beat is from rather than what beat it is.
+        "patient_share_of_variance": between_group_share(x2[normal], beats2.patient_id[normal]),
         "l2": head.l2,
         "val_macro_auroc": {f"{k:g}": v for k, v in val_scores.items()},
         "class_weights": dict(zip(AAMI_CLASSES, weights.tolist())),

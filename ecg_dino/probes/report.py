@@ -67,12 +67,13 @@ def ptbxl_scalars(models: dict[str, Any]) -> dict[str, float]:
 
 
 def mitbih_scalars(models: dict[str, Any]) -> dict[str, float]:
-    """Flat scalars of a MIT-BIH report: DS2 metrics, per-class Se/P+, calibration, robustness."""
+    """Flat scalars of a MIT-BIH report: DS2 metrics, per-class Se/P+, calibration, robustness (missing: left out)."""
     out = {}
     for model, res in models.items():
         p, test = PREFIX[model], res["test"]
-        for key in ("macro_auroc", "macro_f1", "j_kappa", "accuracy"):
-            out[f"{p}/mitbih_{key}"] = test[key]
+        for key in ("macro_auroc", "macro_f1", "j_kappa", "accuracy", "within_patient_macro_auroc"):
+            out[f"{p}/mitbih_{key}"] = test.get(key)
+        out[f"{p}/mitbih_patient_share_of_variance"] = res.get("patient_share_of_variance")
         for cls, r in test["per_class"].items():
             out[f"{p}/mitbih_se_{cls}"], out[f"{p}/mitbih_ppv_{cls}"] = r["sensitivity"], r["ppv"]
         for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
@@ -210,6 +211,18 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
             metric_rows.append([f"{key} {cls}"] + [fmt(models[m]["test"]["per_class"][cls][key]) for m in names])
         per_class = [models[m]["test"]["per_class"][cls] for m in names]
         metric_rows.append([f"auroc {cls}"] + [fmt(r["auroc"], r.get("auroc_ci95")) for r in per_class])
+        if "within_patient_auroc" in per_class[0]:
+            metric_rows.append(
+                [f"within-patient auroc {cls}"]
+                + [fmt(r["within_patient_auroc"], r.get("within_patient_auroc_ci95")) for r in per_class]
+            )
+    tests = [models[m]["test"] for m in names]
+    if "within_patient_macro_auroc" in tests[0]:
+        key = "within_patient_macro_auroc"
+        metric_rows.append(["within-patient macro auroc"] + [fmt(t[key], t.get("ci95", {}).get(key)) for t in tests])
+    if "patient_share_of_variance" in models[names[0]]:
+        key = "patient_share_of_variance"
+        metric_rows.append(["patient share of N-beat feature variance"] + [fmt(models[m][key]) for m in names])
     parts = [
         f"# MIT-BIH beat probe (DS1 → DS2, inter-patient)\n\n{_preamble(report)}",
         "## DS2 metrics [bootstrap 95 % CI, patients resampled]\n",
