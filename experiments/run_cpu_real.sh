@@ -4,6 +4,7 @@
 # one comparison table with the robustness plots in $OUT.
 #   experiments/run_cpu_real.sh                 # or: make cpu-real
 #   THREADS=2 SIDE_BY_SIDE=0 experiments/run_cpu_real.sh   # one pretraining after the other, 2 threads each
+#   SEEDS="0 1" experiments/run_cpu_real.sh     # each pretraining once per seed: run-to-run spread in the table
 # Re-running it resumes: a finished pretraining returns at once from its last.ckpt, an unfinished one goes on
 # from it, and the probes reuse their embedding cache.
 set -euo pipefail
@@ -13,14 +14,23 @@ ECG=${ECG:-.venv/bin/ecg-dino}
 SHARED=${SHARED:-../shared/data}
 OUT=${OUT:-runs/cpu_real_results}
 THREADS=${THREADS:-1}            # torch threads per pretraining
-SIDE_BY_SIDE=${SIDE_BY_SIDE:-1}  # run the two pretrainings at once (one core each on a 2-core machine)
+SIDE_BY_SIDE=${SIDE_BY_SIDE:-1}  # run the pretrainings at once (one core each on a 2-core machine)
+SEEDS=${SEEDS:-0}                # seed_everything of each pretraining; seed 0 keeps the plain run names
 CROP_SECONDS=4                   # global_crop_seconds of pretrain_cpu_real.yaml: the probes embed crops this long
 declare -A CONFIGS=(
   [pretrain_cpu_real]="--config experiments/pretrain_cpu_real.yaml"
   [pretrain_cpu_real_nonoise]="--config experiments/pretrain_cpu_real.yaml --config experiments/pretrain_cpu_real_nonoise.yaml"
 )
-RUNS=(pretrain_cpu_real_nonoise pretrain_cpu_real)
 declare -A LABEL=([pretrain_cpu_real]="with noise" [pretrain_cpu_real_nonoise]="without noise")
+declare -A SEED_OF=() CONFIG_OF=() RUN_LABEL=()
+RUNS=()
+for seed in $SEEDS; do
+  for config in pretrain_cpu_real_nonoise pretrain_cpu_real; do
+    name=$config label=${LABEL[$config]}
+    [[ $seed == 0 ]] || { name=${config}_seed$seed label="$label, seed $seed"; }
+    RUNS+=("$name") SEED_OF[$name]=$seed CONFIG_OF[$name]=$config RUN_LABEL[$name]=$label
+  done
+done
 
 ckpt_of() { echo "runs/$1/version_0/checkpoints/last.ckpt"; }
 
@@ -29,7 +39,8 @@ pretrain() {  # $1: run name; logs to $OUT/$1.log, this invocation's wall time t
   [[ -f $(ckpt_of "$name") ]] && resume=(--ckpt_path "$(ckpt_of "$name")")
   local start=$SECONDS
   # shellcheck disable=SC2086  # CONFIGS holds several words on purpose
-  OMP_NUM_THREADS=$THREADS "$ECG" fit ${CONFIGS[$name]} --trainer.enable_progress_bar=false \
+  OMP_NUM_THREADS=$THREADS "$ECG" fit ${CONFIGS[${CONFIG_OF[$name]}]} --seed_everything "${SEED_OF[$name]}" \
+    --trainer.enable_progress_bar=false --trainer.logger.init_args.name="$name" \
     --trainer.logger.init_args.version=0 "${resume[@]}" >"$OUT/$name.log" 2>&1
   echo "$(date -u +%FT%TZ) $name: $((SECONDS - start)) s (${resume[*]:-fresh start})" \
     | tee -a "$OUT/pretrain_wall_times.txt"
@@ -53,8 +64,8 @@ for name in "${RUNS[@]}"; do
   [[ -f $ckpt ]] || { echo "no checkpoint $ckpt: see $OUT/$name.log" >&2; exit 1; }
   "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --out "$OUT/$name/probe-mitbih"
   "$ECG" probe-ptbxl --ckpt "$ckpt" --ptbxl "$SHARED/ptbxl" --crop-seconds $CROP_SECONDS --out "$OUT/$name/probe-ptbxl"
-  mitbih+=("${LABEL[$name]}=$OUT/$name/probe-mitbih/report.json")
-  ptbxl+=("${LABEL[$name]}=$OUT/$name/probe-ptbxl/report.json")
+  mitbih+=("${RUN_LABEL[$name]}=$OUT/$name/probe-mitbih/report.json")
+  ptbxl+=("${RUN_LABEL[$name]}=$OUT/$name/probe-ptbxl/report.json")
 done
 "$ECG" compare --out "$OUT" --mitbih "${mitbih[@]}" --ptbxl "${ptbxl[@]}"
 echo "wrote $OUT/comparison.md, $OUT/comparison.json and the plots"

@@ -33,3 +33,40 @@ def test_probe_steps_names_a_missing_checkpoint(tmp_path) -> None:
     proc = subprocess.run(["bash", str(script), str(tmp_path), "300"], capture_output=True, text=True)
     assert proc.returncode == 1
     assert f"no checkpoint of step 300 in {tmp_path}/checkpoints" in proc.stderr
+
+
+FAKE_ECG = """#!/usr/bin/env bash
+# Stands in for ecg-dino: logs each call; `fit` leaves the named run's last.ckpt behind.
+echo "$*" >> calls.log
+for arg in "$@"; do [[ $arg == --trainer.logger.init_args.name=* ]] && name=${arg#*=}; done
+ckpts="runs/$name/version_0/checkpoints"
+if [[ $1 == fit ]]; then mkdir -p "$ckpts" && touch "$ckpts/last.ckpt"; fi
+"""
+
+
+def test_seeds_give_each_pretraining_its_own_run_and_table_row(tmp_path: Path) -> None:
+    """``SEEDS="0 1"``: four pretrainings, seed 0 under the plain names, seed 1 under ``_seed1``, each probed and
+    compared under its own label. Runs a copy of the script in a scratch folder with a stand-in ``ecg-dino``."""
+    (tmp_path / "experiments").mkdir()
+    script = tmp_path / "experiments" / SCRIPT.name
+    script.write_text(SCRIPT.read_text())
+    fake = tmp_path / "ecg-dino"
+    fake.write_text(FAKE_ECG)
+    fake.chmod(0o755)
+    (tmp_path / "data_cache" / "cpu_real" / "mitdb_ds1").mkdir(parents=True)
+    (tmp_path / "data_cache" / "cpu_real" / "mitdb_ds1" / "manifest.json").write_text("{}")
+    env = {"PATH": "/usr/bin:/bin", "ECG": str(fake), "SEEDS": "0 1", "SIDE_BY_SIDE": "0"}
+    subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, check=True, capture_output=True)
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    fits = [c for c in calls if c.startswith("fit")]
+    runs = {"pretrain_cpu_real_nonoise": "0", "pretrain_cpu_real": "0"}
+    runs |= {"pretrain_cpu_real_nonoise_seed1": "1", "pretrain_cpu_real_seed1": "1"}
+    assert len(fits) == 4
+    for name, seed in runs.items():
+        (fit,) = [c for c in fits if f"init_args.name={name} " in c]
+        assert f"--seed_everything {seed}" in fit
+        assert ("pretrain_cpu_real_nonoise.yaml" in fit) == ("nonoise" in name)
+    (compare,) = [c for c in calls if c.startswith("compare")]
+    labels = {"with noise, seed 1": "pretrain_cpu_real_seed1", "without noise": "pretrain_cpu_real_nonoise"}
+    for label, name in labels.items():
+        assert f"{label}=runs/cpu_real_results/{name}/probe-mitbih/report.json" in compare
