@@ -106,7 +106,7 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"model", "random_init", "rr_baseline"}
     test = report["models"]["model"]["test"]
-    assert test["n_beats"] == sum(report["data"]["DS2 beats"].values())
+    assert test["n_beats"] == sum(report["data"]["test beats"].values())
     assert np.array(test["confusion"]).sum() == test["n_beats"]
     lo, hi = test["ci95"]["macro_auroc"]
     assert lo <= hi
@@ -129,6 +129,31 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
     assert test["per_class"]["Q"]["within_patient_auroc"] is None  # no DS2 patient here has 10 Q beats
     assert 0 < report["models"]["model"]["patient_share_of_variance"] < 1
     assert "within-patient auroc V" in (out / "report.md").read_text()
+    assert report["settings"]["paradigm"] == "inter-patient"
+
+    # Intra-patient on the two DS2 records: reuses their cached embeddings; half of each record's beats test.
+    intra = tmp_path / "intra"
+    common = ["--ckpt", str(tiny_backbone_file), "--mitdb", str(MITDB), "--cache-dir", str(tmp_path / "cache")]
+    argv = [*common, "--out", str(intra), "--ds2", "100", "213", "--paradigm", "intra", "--no-robustness"]
+    assert mitbih.main([*argv, "--n-boot", "20"]) == 0
+    report = json.loads((intra / "report.json").read_text())
+    assert report["settings"]["paradigm"] == "intra-patient"
+    n_test = sum(report["data"]["test beats"].values())
+    assert n_test == report["models"]["model"]["test"]["n_beats"]
+    assert abs(n_test - sum(report["data"]["training beats"].values())) <= 2  # one per record at most
+    assert report["settings"]["beat embedding time"]["model"] == "cached"
+
+
+@needs_mitdb
+def test_intra_patient_split_trains_on_each_records_first_half() -> None:
+    records = mitbih.read_records(MITDB, ("100", "213"))
+    split = mitbih.intra_patient_split(records, val_fraction=0.2)
+    assert not np.any(split.val & ~split.train)
+    for record in records:
+        mine = split.beats.record_id == record.record_id
+        train, val, test = (split.beats.sample[mine & m] for m in (split.train, split.val, ~split.train))
+        assert train.max() < test.min() and val.min() == np.sort(train)[-len(val)]  # in time: train, then test
+        assert abs(len(train) - len(test)) <= 1 and len(val) == round(0.2 * len(train))
 
 
 @needs_mitdb

@@ -242,12 +242,18 @@ def feature_part(feats: BeatFeatures, part: str) -> BeatFeatures:
 
 
 def main_mitbih(argv: list[str] | None = None) -> int:
-    """``ecg-dino probe-mitbih``: AAMI beat probe DS1 -> DS2 with baselines and robustness; writes a report."""
+    """``ecg-dino probe-mitbih``: AAMI beat probe (DS1 -> DS2, or intra-patient) with baselines and robustness."""
     p = argparse.ArgumentParser(prog="ecg-dino probe-mitbih", description=main_mitbih.__doc__)
     p.add_argument("--mitdb", type=Path, required=True, help="MIT-BIH Arrhythmia Database folder")
     p.add_argument("--ds1", nargs="+", default=list(mitbih.DS1), help="training records (default: DS1)")
     p.add_argument("--ds2", nargs="+", default=list(mitbih.DS2), help="test records (default: DS2)")
     p.add_argument("--val-records", type=int, default=5, help="DS1 records held out to choose λ and T")
+    p.add_argument(
+        "--paradigm",
+        choices=("inter", "intra"),
+        default="inter",
+        help="inter: DS1 -> DS2 patients (default); intra: each DS2 record's first half of beats -> its second half",
+    )
     p.add_argument("--window-patches", type=int, default=mitbih.BeatOptions.window_patches)
     p.add_argument("--batch-size", type=int, default=mitbih.BeatOptions.batch_size)
     p.add_argument(
@@ -267,9 +273,14 @@ def main_mitbih(argv: list[str] | None = None) -> int:
     args.out = args.out or args.ckpt.parent / "probe-mitbih"
     options = mitbih.BeatOptions(args.window_patches, args.precision, args.batch_size)
     try:
-        ds1, ds2 = (mitbih.read_records(args.mitdb, tuple(names)) for names in (args.ds1, args.ds2))
-        beats1, beats2 = mitbih.beat_table(ds1), mitbih.beat_table(ds2)
-        val_names = mitbih.validation_records(beats1, args.val_records, args.seed)
+        ds2 = mitbih.read_records(args.mitdb, tuple(args.ds2))
+        if args.paradigm == "inter":
+            ds1 = mitbih.read_records(args.mitdb, tuple(args.ds1))
+            split = mitbih.inter_patient_split(ds1, ds2, args.val_records, args.seed)
+        else:
+            split = mitbih.intra_patient_split(ds2)
+        train, test = np.flatnonzero(split.train), np.flatnonzero(~split.train)
+        beats1, beats2, in_val = split.beats.take(train), split.beats.take(test), split.val[train]
         noise_dir = noise_folder(args, args.mitdb)
         cache = EmbeddingCache(args.cache_dir)
         models, timings, probs = {}, {}, {}
@@ -279,8 +290,9 @@ def main_mitbih(argv: list[str] | None = None) -> int:
                 beat_featurizer(spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]),
                 args.features,
             )
-            x1, x2 = feats(ds1, beats1, None), feats(ds2, beats2, None)
-            models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, val_names, args.seed, args.n_boot)
+            x = feats(split.records, split.beats, None)
+            x1, x2 = x[train], x[test]
+            models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, in_val, args.seed, args.n_boot)
             probs[name] = head.scores(x2)
             if not args.no_robustness:
                 models[name].update(mitbih_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, args))
@@ -288,15 +300,9 @@ def main_mitbih(argv: list[str] | None = None) -> int:
             models["model"]["test"]["vs_random_init"] = mitbih.paired_auroc_difference(
                 probs["model"], probs["random_init"], beats2.label, beats2.patient_id, args.n_boot, args.seed
             )
-        rates = {r.record_id: r.sample_rate_hz for r in ds1 + ds2}
+        rr = rr_features(split.beats, {r.record_id: r.sample_rate_hz for r in split.records})
         models["rr_baseline"], _ = mitbih.run_beat_probe(
-            rr_features(beats1, rates),
-            beats1,
-            rr_features(beats2, rates),
-            beats2,
-            val_names,
-            args.seed,
-            args.n_boot,
+            rr[train], beats1, rr[test], beats2, in_val, args.seed, args.n_boot
         )
     except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
         print(f"ecg-dino probe-mitbih: error: {e}", file=sys.stderr)
@@ -311,13 +317,13 @@ def main_mitbih(argv: list[str] | None = None) -> int:
             "features": args.features,
             "precision": args.precision,
             "seed": args.seed,
-            "validation records (DS1)": val_names,
+            **split.description,
             "bootstrap": f"{args.n_boot} resamples of DS2 patients",
             "robustness subsample": f"at most {args.robust_per_class} DS2 beats per class (seeded)",
             "noise": "not run" if args.no_robustness else f"{noise_source(noise_dir)} ({noise_dir})",
             "beat embedding time": {m: _rate(t) for m, t in timings.items()},
         },
-        "data": {"folder": str(args.mitdb), "DS1 beats": beats1.counts(), "DS2 beats": beats2.counts()},
+        "data": {"folder": str(args.mitdb), "training beats": beats1.counts(), "test beats": beats2.counts()},
     }
     write_report(report, args.out, args.step)
     print(f"wrote {args.out / 'report.md'}")

@@ -1,4 +1,5 @@
-"""MIT-BIH beat probe: AAMI classes from ``.atr`` beat annotations, inter-patient DS1 -> DS2 (de Chazal 2004).
+"""MIT-BIH beat probe: AAMI classes from ``.atr`` beat annotations, inter-patient DS1 -> DS2 (de Chazal 2004),
+or intra-patient (each record's first half of beats -> its second half).
 
 AAMI EC57 classes: N (N, L, R, e, j), S (A, a, J, S), V (V, E), F (F), Q (/, f, Q); every other symbol
 (rhythm changes, noise, ``!`` flutter waves, ``|``, ``x``, ``+`` …) is not a beat and is ignored. Paced
@@ -310,11 +311,50 @@ def _num(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
+@dataclass
+class BeatSplit:
+    """The beats of ``records``: ``train`` ones fit the head (``val`` of them choose λ and T), the rest test it."""
+
+    records: list[ECGRecord]
+    beats: Beats
+    train: np.ndarray  # bool [n]
+    val: np.ndarray  # bool [n], within train
+    description: dict[str, Any]  # for the report's settings
+
+
+def inter_patient_split(ds1: list[ECGRecord], ds2: list[ECGRecord], val_records: int, seed: int) -> BeatSplit:
+    """De Chazal's paradigm: the head learns on DS1 patients (``val_records`` of them held out) and is tested on
+    DS2 patients it has never seen: what the features hold about beats that carries over between patients."""
+    beats = beat_table(ds1 + ds2)
+    train = np.isin(beats.record_id, [r.record_id for r in ds1])
+    val_names = validation_records(beats.take(np.flatnonzero(train)), val_records, seed)
+    val = np.isin(beats.record_id, val_names)
+    return BeatSplit(ds1 + ds2, beats, train, val, {"paradigm": "inter-patient", "validation records": val_names})
+
+
+def intra_patient_split(records: list[ECGRecord], val_fraction: float = 0.2) -> BeatSplit:
+    """The intra-patient paradigm: in each record the first half of the beats (in time) fits the head, the last
+    ``val_fraction`` of that half choosing λ and T, and the second half tests it. Every test patient is also a
+    training patient, so it shows what the features hold about beats, transferable or not."""
+    beats = beat_table(records)
+    train, val = np.zeros(len(beats), bool), np.zeros(len(beats), bool)
+    for record in records:
+        idx = np.flatnonzero(beats.record_id == record.record_id)
+        idx = idx[np.argsort(beats.sample[idx], kind="stable")]
+        first = idx[: len(idx) // 2]
+        train[first] = True
+        val[first[round((1 - val_fraction) * len(first)) :]] = True
+    description = {
+        "paradigm": "intra-patient",
+        "split": f"first half of each record's beats trains (its last {val_fraction:.0%} validates), second tests",
+    }
+    return BeatSplit(records, beats, train, val, description)
+
+
 def run_beat_probe(
-    x1: np.ndarray, beats1: Beats, x2: np.ndarray, beats2: Beats, val_names: list[str], seed: int, n_boot: int
+    x1: np.ndarray, beats1: Beats, x2: np.ndarray, beats2: Beats, in_val: np.ndarray, seed: int, n_boot: int
 ) -> tuple[dict[str, Any], LinearProbe]:
-    """Class-weighted linear head on DS1 (minus the validation patients, which choose λ and T) -> DS2."""
-    in_val = np.isin(beats1.record_id, val_names)
+    """Class-weighted linear head on ``beats1`` (minus ``in_val``, which choose λ and T) -> ``beats2``."""
     train, val = np.flatnonzero(~in_val), np.flatnonzero(in_val)
     weights = balanced_class_weights(beats1.label[train], len(AAMI_CLASSES))
     head, val_scores = fit_probe(

@@ -17,6 +17,10 @@ from ecg_dino.probes.calibration import plot_reliability
 
 PREFIX = {"model": "probe", "random_init": "probe_random_init", "rr_baseline": "probe_rr_baseline"}
 SUMMARY_SETS = ("all", "superdiagnostic")  # label sets drawn in the PTB-XL robustness plots
+PARADIGM_TITLES = {
+    "inter-patient": "DS1 → DS2, inter-patient",
+    "intra-patient": "intra-patient: each record's first half of beats → its second half",
+}
 
 
 def fmt(value: float | None, ci: tuple[float, float] | list[float] | None = None) -> str:
@@ -224,8 +228,9 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
         key = "patient_share_of_variance"
         metric_rows.append(["patient share of N-beat feature variance"] + [fmt(models[m][key]) for m in names])
     parts = [
-        f"# MIT-BIH beat probe (DS1 → DS2, inter-patient)\n\n{_preamble(report)}",
-        "## DS2 metrics [bootstrap 95 % CI, patients resampled]\n",
+        f"# MIT-BIH beat probe ({PARADIGM_TITLES[report['settings'].get('paradigm', 'inter-patient')]})\n\n"
+        f"{_preamble(report)}",
+        "## Test metrics [bootstrap 95 % CI, patients resampled]\n",
         table(["metric", *names], metric_rows),
     ]
     paired = models.get("model", {}).get("test", {}).get("vs_random_init")
@@ -253,7 +258,7 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
         for c in [models[m]["calibration"]]
     ]
     parts += [
-        "## Calibration (top-label ECE, 15 bins; temperature fitted on the DS1 validation patients)\n",
+        "## Calibration (top-label ECE, 15 bins; temperature fitted on the validation beats)\n",
         table(["model", "T", "ECE before → after", "Brier before → after"], cal_rows),
     ]
     for group, title in (
