@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The CPU real-data experiment end to end (README "Results"): shards without any probe-test record, the
-# pretraining with and without NSTDB noise side by side, both probes for random init / no noise / noise, and
-# one comparison table with the robustness plots in $OUT.
+# pretraining with and without NSTDB noise side by side, both probes (and the intra-patient MIT-BIH probe) for
+# random init / no noise / noise, and one comparison table with the robustness plots in $OUT.
 #   experiments/run_cpu_real.sh                 # or: make cpu-real
 #   THREADS=2 SIDE_BY_SIDE=0 experiments/run_cpu_real.sh   # one pretraining after the other, 2 threads each
 #   SEEDS="0 1" experiments/run_cpu_real.sh     # each pretraining once per seed: run-to-run spread in the table
@@ -63,6 +63,9 @@ for name in "${RUNS[@]}"; do
   ckpt=$(ckpt_of "$name")
   [[ -f $ckpt ]] || { echo "no checkpoint $ckpt: see $OUT/$name.log" >&2; exit 1; }
   "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --out "$OUT/$name/probe-mitbih"
+  # The same beats intra-patient: what the features hold, whether or not it carries over between patients.
+  "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --paradigm intra --no-robustness \
+    --out "$OUT/$name/probe-mitbih-intra"
   "$ECG" probe-ptbxl --ckpt "$ckpt" --ptbxl "$SHARED/ptbxl" --crop-seconds $CROP_SECONDS --out "$OUT/$name/probe-ptbxl"
   mitbih+=("${RUN_LABEL[$name]}=$OUT/$name/probe-mitbih/report.json")
   ptbxl+=("${RUN_LABEL[$name]}=$OUT/$name/probe-ptbxl/report.json")

@@ -66,6 +66,8 @@ def test_seeds_give_each_pretraining_its_own_run_and_table_row(tmp_path: Path) -
         (fit,) = [c for c in fits if f"init_args.name={name} " in c]
         assert f"--seed_everything {seed}" in fit
         assert ("pretrain_cpu_real_nonoise.yaml" in fit) == ("nonoise" in name)
+    intra = [c for c in calls if "--paradigm intra" in c]
+    assert len(intra) == 4 and all("--out runs/cpu_real_results/pretrain_cpu_real" in c for c in intra)
     (compare,) = [c for c in calls if c.startswith("compare")]
     labels = {"with noise, seed 1": "pretrain_cpu_real_seed1", "without noise": "pretrain_cpu_real_nonoise"}
     for label, name in labels.items():
