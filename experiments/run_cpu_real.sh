@@ -6,7 +6,8 @@
 #   THREADS=2 SIDE_BY_SIDE=0 experiments/run_cpu_real.sh   # one pretraining after the other, 2 threads each
 #   SEEDS="0 1" experiments/run_cpu_real.sh     # each pretraining once per seed: run-to-run spread in the table
 # Re-running it resumes: a finished pretraining returns at once from its last.ckpt, an unfinished one goes on
-# from it, and the probes reuse their embedding cache.
+# from it, a probe report newer than its checkpoint is kept (REPROBE=1 redoes it), and the probes reuse their
+# embedding cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ OUT=${OUT:-runs/cpu_real_results}
 THREADS=${THREADS:-1}            # torch threads per pretraining
 SIDE_BY_SIDE=${SIDE_BY_SIDE:-1}  # run the pretrainings at once (one core each on a 2-core machine)
 SEEDS=${SEEDS:-0}                # seed_everything of each pretraining; seed 0 keeps the plain run names
+REPROBE=${REPROBE:-0}            # 1: probe again even where a report is newer than its checkpoint
 CROP_SECONDS=4                   # global_crop_seconds of pretrain_cpu_real.yaml: the probes embed crops this long
 declare -A CONFIGS=(
   [pretrain_cpu_real]="--config experiments/pretrain_cpu_real.yaml"
@@ -46,6 +48,16 @@ pretrain() {  # $1: run name; logs to $OUT/$1.log, this invocation's wall time t
     | tee -a "$OUT/pretrain_wall_times.txt"
 }
 
+probe() {  # $1: checkpoint, $2: report folder, $3: probe command, rest: its arguments
+  local ckpt=$1 out=$2 command=$3
+  shift 3
+  if [[ $REPROBE == 0 && $out/report.json -nt $ckpt ]]; then
+    echo "kept $out/report.json: newer than $ckpt (REPROBE=1 redoes it)"
+  else
+    "$ECG" "$command" --ckpt "$ckpt" --out "$out" "$@"
+  fi
+}
+
 mkdir -p "$OUT"
 [[ -f data_cache/cpu_real/mitdb_ds1/manifest.json ]] || make prepare-cpu-real SHARED="$SHARED"
 
@@ -62,11 +74,10 @@ mitbih=() ptbxl=()
 for name in "${RUNS[@]}"; do
   ckpt=$(ckpt_of "$name")
   [[ -f $ckpt ]] || { echo "no checkpoint $ckpt: see $OUT/$name.log" >&2; exit 1; }
-  "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --out "$OUT/$name/probe-mitbih"
+  probe "$ckpt" "$OUT/$name/probe-mitbih" probe-mitbih --mitdb "$SHARED/mitdb"
   # The same beats intra-patient: what the features hold, whether or not it carries over between patients.
-  "$ECG" probe-mitbih --ckpt "$ckpt" --mitdb "$SHARED/mitdb" --paradigm intra --no-robustness \
-    --out "$OUT/$name/probe-mitbih-intra"
-  "$ECG" probe-ptbxl --ckpt "$ckpt" --ptbxl "$SHARED/ptbxl" --crop-seconds $CROP_SECONDS --out "$OUT/$name/probe-ptbxl"
+  probe "$ckpt" "$OUT/$name/probe-mitbih-intra" probe-mitbih --mitdb "$SHARED/mitdb" --paradigm intra --no-robustness
+  probe "$ckpt" "$OUT/$name/probe-ptbxl" probe-ptbxl --ptbxl "$SHARED/ptbxl" --crop-seconds $CROP_SECONDS
   mitbih+=("${RUN_LABEL[$name]}=$OUT/$name/probe-mitbih/report.json")
   ptbxl+=("${RUN_LABEL[$name]}=$OUT/$name/probe-ptbxl/report.json")
 done

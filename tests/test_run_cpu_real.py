@@ -36,17 +36,20 @@ def test_probe_steps_names_a_missing_checkpoint(tmp_path) -> None:
 
 
 FAKE_ECG = """#!/usr/bin/env bash
-# Stands in for ecg-dino: logs each call; `fit` leaves the named run's last.ckpt behind.
+# Stands in for ecg-dino: logs each call; `fit` leaves the named run's last.ckpt behind (once: Lightning does not
+# rewrite a finished run's), a probe its report.json.
 echo "$*" >> calls.log
 for arg in "$@"; do [[ $arg == --trainer.logger.init_args.name=* ]] && name=${arg#*=}; done
 ckpts="runs/$name/version_0/checkpoints"
-if [[ $1 == fit ]]; then mkdir -p "$ckpts" && touch "$ckpts/last.ckpt"; fi
+if [[ $1 == fit && ! -f $ckpts/last.ckpt ]]; then mkdir -p "$ckpts" && touch "$ckpts/last.ckpt"; fi
+for arg in "$@"; do [[ $prev == --out ]] && mkdir -p "$arg" && touch "$arg/report.json"; prev=$arg; done
 """
 
 
 def test_seeds_give_each_pretraining_its_own_run_and_table_row(tmp_path: Path) -> None:
     """``SEEDS="0 1"``: four pretrainings, seed 0 under the plain names, seed 1 under ``_seed1``, each probed and
-    compared under its own label. Runs a copy of the script in a scratch folder with a stand-in ``ecg-dino``."""
+    compared under its own label; a rerun keeps reports newer than their checkpoints unless ``REPROBE=1``. Runs
+    a copy of the script in a scratch folder with a stand-in ``ecg-dino``."""
     (tmp_path / "experiments").mkdir()
     script = tmp_path / "experiments" / SCRIPT.name
     script.write_text(SCRIPT.read_text())
@@ -69,6 +72,11 @@ def test_seeds_give_each_pretraining_its_own_run_and_table_row(tmp_path: Path) -
     intra = [c for c in calls if "--paradigm intra" in c]
     assert len(intra) == 4 and all("--out runs/cpu_real_results/pretrain_cpu_real" in c for c in intra)
     (compare,) = [c for c in calls if c.startswith("compare")]
+    subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, check=True, capture_output=True)
+    again = (tmp_path / "calls.log").read_text().splitlines()[len(calls) :]
+    assert not [c for c in again if c.startswith("probe")]  # reports newer than their checkpoints are kept
+    subprocess.run(["bash", str(script)], cwd=tmp_path, env=env | {"REPROBE": "1"}, check=True, capture_output=True)
+    assert len([c for c in (tmp_path / "calls.log").read_text().splitlines() if c.startswith("probe")]) == 2 * 12
     labels = {"with noise, seed 1": "pretrain_cpu_real_seed1", "without noise": "pretrain_cpu_real_nonoise"}
     for label, name in labels.items():
         assert f"{label}=runs/cpu_real_results/{name}/probe-mitbih/report.json" in compare
