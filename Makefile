@@ -74,7 +74,7 @@ prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment 
 	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
 
 .PHONY: cpu-real
-cpu-real: $(VENV)/.installed ## The CPU real-data experiment: both pretrainings, all probes, the comparison table
+cpu-real: $(VENV)/.installed ## The CPU real-data experiment: pretrainings, probes, comparison (SEEDS="0 1": two seeds)
 	SHARED=$(SHARED) experiments/run_cpu_real.sh
 
 .PHONY: probe-ptbxl
