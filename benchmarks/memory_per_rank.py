@@ -55,6 +55,8 @@ def make_batch(B: int, global_s: float = 5.0, local_s: float = 2.0, n_local: int
         "global": crops(2, list(STANDARD_12), global_s),
         "local": crops(n_local, ["I", "II", "V2"], local_s),
         "sample_rate_hz": rate,
+        "n_global_crops": 2,
+        "n_local_crops": n_local,
     }
 
 

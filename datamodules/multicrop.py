@@ -183,4 +183,6 @@ def collate_multicrop(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError(f"samples in one batch have different sample rates: {sorted(rates)}")
     batch: dict[str, Any] = {group: _collate_group([s[group] for s in samples]) for group in GROUPS}
     batch["sample_rate_hz"] = rates.pop()
+    batch["n_global_crops"] = samples[0]["global"]["signal"].shape[0]
+    batch["n_local_crops"] = samples[0]["local"]["signal"].shape[0]
     return batch

@@ -278,6 +278,8 @@ def reader_options(args: argparse.Namespace) -> dict[str, Any]:
         options |= {"folds": args.folds, "records_folder": args.ptbxl_records}
     if args.source == "code15":
         options["mv_per_unit"] = args.code15_mv_per_unit
+    if args.source == "cinc2017":
+        options["splits"] = args.splits
     return options
 
 
@@ -426,6 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exclude-records", type=parse_names, help="skip these records: 102,104 or @file")
     parser.add_argument("--folds", type=parse_folds, help="ptbxl: strat_folds to keep, e.g. 1-8")
     parser.add_argument(
+        "--splits",
+        type=parse_names,
+        help="cinc2017: splits to keep, e.g. train,val (the test split is never for pretraining)",
+    )
+    parser.add_argument(
         "--ptbxl-records", default="records500", choices=["records500", "records100"], help="ptbxl folder"
     )
     parser.add_argument(
@@ -440,6 +447,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.folds is not None and args.source != "ptbxl":
         parser.error("--folds applies to --source ptbxl only")
+    if args.splits is not None and args.source != "cinc2017":
+        parser.error("--splits applies to --source cinc2017 only")
     if args.records_per_shard < 1 or args.row_group_size < 1:
         parser.error("--records-per-shard and --row-group-size must be positive")
     logging.basicConfig(level=logging.INFO, format="%(message)s")

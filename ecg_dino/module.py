@@ -27,7 +27,8 @@ class DinoPretrainModule(L.LightningModule):
     """Self-distillation on ECG multi-crops: DINO class-token loss (Sinkhorn-Knopp teacher), iBOT masked
     patches, KoLeo on student class tokens and, from ``gram_start_step``, Gram anchoring of patch similarities.
 
-    The teacher is updated by the ``callbacks.EMATeacher`` callback, never by the optimizer.
+    The teacher is updated by the ``callbacks.EMATeacher`` callback, never by the optimizer. Teacher and Gram
+    teacher are built without drop-path and kept in eval mode for every step, so their targets are deterministic.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class DinoPretrainModule(L.LightningModule):
         head_hidden_dim: int = 1024,
         head_bottleneck_dim: int = 256,
         head_layers: int = 3,
+        normalized_prototypes: bool = False,
         student_temp: float = 0.1,
         teacher_temp: float = 0.07,
         teacher_temp_warmup_start: float = 0.04,
@@ -45,10 +47,12 @@ class DinoPretrainModule(L.LightningModule):
         dino_loss_weight: float = 1.0,
         ibot_loss_weight: float = 1.0,
         koleo_loss_weight: float = 0.1,
+        koleo_across_ranks: bool = False,
         mask_sample_probability: float = 0.5,
         mask_ratio_range: tuple[float, float] = (0.1, 0.5),
         gram_loss_weight: float = 0.0,
         gram_start_step: int = 0,
+        gram_warmup_steps: int = 0,
         gram_refresh_every: int = 1000,
         lr: float = 5e-4,
         min_lr: float = 1e-6,
@@ -68,27 +72,33 @@ class DinoPretrainModule(L.LightningModule):
         self.save_hyperparameters()
         self.backbone_config = {"size": "tiny", **(backbone or {})}
         self.student = self._build_branch()
-        self.teacher = self._build_branch()
-        self.gram_teacher = nn.ModuleDict({"backbone": self._build_backbone()}) if gram_loss_weight > 0 else None
-        for branch in (self.teacher, self.gram_teacher):
-            if branch is not None:
-                branch.requires_grad_(False)
+        self.teacher = self._build_branch(drop_path_rate=0.0)
+        self.gram_teacher = (
+            nn.ModuleDict({"backbone": self._build_backbone(drop_path_rate=0.0)}) if gram_loss_weight > 0 else None
+        )
+        for branch in self._teachers():
+            branch.requires_grad_(False)
         self.init_weights()
         self.dino_loss = DINOLoss(student_temp)
         self.ibot_loss = iBOTPatchLoss(student_temp)
-        self.koleo_loss = KoLeoLoss()
+        self.koleo_loss = KoLeoLoss(across_ranks=koleo_across_ranks)
         self.gram_loss = GramLoss(apply_norm=True)
         self.mask_generator = BlockMaskGenerator(mask_sample_probability, mask_ratio_range)
         self.schedules: dict[str, Any] = {}
 
     # ----------------------------------------------------------------------------------------- build
-    def _build_backbone(self) -> ECGViT:
-        return build_vit(**self.backbone_config)
+    def _build_backbone(self, **overrides: Any) -> ECGViT:
+        return build_vit(**(self.backbone_config | overrides))
 
-    def _build_branch(self) -> nn.ModuleDict:
+    def _build_branch(self, **backbone_overrides: Any) -> nn.ModuleDict:
         hp = self.hparams
-        backbone = self._build_backbone()
-        head = dict(hidden_dim=hp.head_hidden_dim, bottleneck_dim=hp.head_bottleneck_dim, nlayers=hp.head_layers)
+        backbone = self._build_backbone(**backbone_overrides)
+        head = dict(
+            hidden_dim=hp.head_hidden_dim,
+            bottleneck_dim=hp.head_bottleneck_dim,
+            nlayers=hp.head_layers,
+            normalized_prototypes=hp.normalized_prototypes,
+        )
         return nn.ModuleDict(
             {
                 "backbone": backbone,
@@ -107,13 +117,23 @@ class DinoPretrainModule(L.LightningModule):
         if self.gram_teacher is not None:
             self.gram_teacher.backbone.load_state_dict(self.student.backbone.state_dict())
 
+    def _teachers(self) -> list[nn.Module]:
+        return [b for b in (self.teacher, self.gram_teacher) if b is not None]
+
+    def _teachers_to_eval(self) -> None:
+        for branch in self._teachers():
+            branch.eval()
+
     def train(self, mode: bool = True) -> DinoPretrainModule:
-        """The teachers always run in eval mode (no drop-path); only the student trains."""
+        """The teachers always run in eval mode; only the student trains."""
         super().train(mode)
-        self.teacher.eval()
-        if self.gram_teacher is not None:
-            self.gram_teacher.eval()
+        self._teachers_to_eval()
         return self
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Lightning 2.6 never calls ``train()`` during fit and restores saved submodule modes after validation,
+        so the teachers' mode is set before every step, whatever path (fit, resume, validation) led here."""
+        self._teachers_to_eval()
 
     # ------------------------------------------------------------------------------------- schedules
     def on_fit_start(self) -> None:
@@ -126,6 +146,10 @@ class DinoPretrainModule(L.LightningModule):
             "weight_decay": cosine_schedule(hp.weight_decay, hp.weight_decay_end, total),
             "teacher_temp": linear_warmup_constant(
                 hp.teacher_temp, total, hp.teacher_temp_warmup_steps, hp.teacher_temp_warmup_start
+            ),
+            # DINOv3 raises the Gram weight from 0: zero before gram_start_step, then a linear ramp, then constant.
+            "gram_weight": cosine_schedule(
+                hp.gram_loss_weight, hp.gram_loss_weight, total, hp.gram_warmup_steps, freeze_steps=hp.gram_start_step
             ),
         }
 
@@ -196,9 +220,13 @@ class DinoPretrainModule(L.LightningModule):
         """Every loss term of one step, plus collapse diagnostics; ``loss`` is the weighted total."""
         hp = self.hparams
         g, loc, rate = batch["global"], batch["local"], batch["sample_rate_hz"]
-        n_global = 2
+        n_global, n_local = batch["n_global_crops"], batch["n_local_crops"]
         B = g["signal"].shape[0] // n_global
-        n_local = loc["signal"].shape[0] // B
+        if n_global < 2 or g["signal"].shape[0] != n_global * B or loc["signal"].shape[0] != n_local * B:
+            raise ValueError(
+                f"batch holds {g['signal'].shape[0]} global and {loc['signal'].shape[0]} local crop rows, not"
+                f" crop-major {n_global}×B and {n_local}×B (the DINO pairing needs at least 2 global crops)"
+            )
         g_crops = {k: v for k, v in g.items() if k != "teacher_signal"} | {"sample_rate_hz": rate}
         # The teacher sees the global crops before noise when the data module keeps them (clean_teacher_view).
         t_crops = g_crops | {"signal": g.get("teacher_signal", g["signal"])}
@@ -245,11 +273,19 @@ class DinoPretrainModule(L.LightningModule):
             gram_loss = self.gram_loss(
                 s_global["patches"].flatten(1, 2), target.flatten(1, 2), token_mask=patch_mask.flatten(1)
             )
-            loss = loss + hp.gram_loss_weight * gram_loss
+            loss = loss + self._gram_weight(step) * gram_loss
             out["gram_loss"] = gram_loss
         out["loss"] = loss
         out.update(self._collapse_diagnostics(teacher, teacher_temp, masks))
         return out
+
+    def _gram_weight(self, step: int) -> float:
+        """The scheduled Gram weight; a hand call outside fit (no schedules yet) gets the full weight."""
+        return (
+            at(self.schedules["gram_weight"], step)
+            if "gram_weight" in self.schedules
+            else self.hparams.gram_loss_weight
+        )
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         step = self.global_step
@@ -257,9 +293,11 @@ class DinoPretrainModule(L.LightningModule):
         self._maybe_refresh_gram_teacher(step)
         teacher_temp = at(self.schedules["teacher_temp"], step)
         out = self.compute_losses(batch, step, teacher_temp)
-        B = batch["global"]["signal"].shape[0] // 2
+        B = batch["global"]["signal"].shape[0] // batch["n_global_crops"]
         logs = {k if k.startswith("diag/") else f"train/{k}": v for k, v in out.items()}
         logs["sched/teacher_temp"] = teacher_temp
+        if self.gram_teacher is not None:
+            logs["sched/gram_weight"] = self._gram_weight(step)
         self.log_dict(logs, on_step=True, on_epoch=False, batch_size=B)
         self.log("loss", out["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=B)
         return out["loss"]

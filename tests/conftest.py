@@ -32,6 +32,8 @@ def random_batch(B: int = 4, n_local: int = 2, seed: int = 0) -> dict:
         "global": random_crops(2 * B, list(STANDARD_12[:6]), 500, g),
         "local": random_crops(n_local * B, ["II", "V1"], 250, g),
         "sample_rate_hz": 250.0,
+        "n_global_crops": 2,
+        "n_local_crops": n_local,
     }
 
 

@@ -38,7 +38,7 @@ def rank_rows(n_crops: int, rank: int, world: int) -> torch.Tensor:
 
 
 def rank_batch(batch: dict, rank: int, world: int) -> dict:
-    out = {"sample_rate_hz": batch["sample_rate_hz"]}
+    out = {k: batch[k] for k in ("sample_rate_hz", "n_global_crops", "n_local_crops")}
     for group in ("global", "local"):
         n_crops = batch[group]["signal"].shape[0] // GLOBAL_B
         rows = rank_rows(n_crops, rank, world)

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ecg_dino.loss import DINOLoss, GramLoss, KoLeoLoss, iBOTPatchLoss, sinkhorn_knopp
 from ecg_dino.model.heads import DINOHead
@@ -233,8 +234,23 @@ def test_gram_loss_flags_are_exclusive() -> None:
 
 # ------------------------------------------------------------------------------------------------- Head
 @pytest.mark.parametrize("nlayers", [1, 3])
-def test_dino_head_shapes_and_unit_prototypes(nlayers: int) -> None:
+def test_dino_head_plain_prototypes_as_dinov3(nlayers: int) -> None:
     head = DINOHead(16, 32, hidden_dim=24, bottleneck_dim=8, nlayers=nlayers)
+    head.init_weights()
+    assert isinstance(head.last_layer, nn.Linear) and head.last_layer.bias is None
+    assert float(head.last_layer.weight.std()) == pytest.approx(0.02, rel=0.3)
+    x = torch.randn(2, 3, 16)
+    out = head(x)
+    assert out.shape == (2, 3, 32)
+    bottleneck = F.normalize(head.mlp(x), dim=-1)
+    torch.testing.assert_close(out, bottleneck @ head.last_layer.weight.T)
+    out.square().sum().backward()
+    assert all(p.grad is not None for p in head.parameters())  # prototypes train freely, lengths included
+
+
+@pytest.mark.parametrize("nlayers", [1, 3])
+def test_dino_head_normalized_prototypes_option(nlayers: int) -> None:
+    head = DINOHead(16, 32, hidden_dim=24, bottleneck_dim=8, nlayers=nlayers, normalized_prototypes=True)
     head.init_weights()
     assert head(torch.randn(5, 16)).shape == (5, 32)
     out = head(torch.randn(2, 3, 16))
@@ -248,11 +264,12 @@ def test_dino_head_shapes_and_unit_prototypes(nlayers: int) -> None:
     assert all(p.grad is not None for p in head.parameters() if p.requires_grad)
 
 
-def test_dino_head_meta_device_build_then_init() -> None:
+@pytest.mark.parametrize("normalized", [False, True])
+def test_dino_head_meta_device_build_then_init(normalized: bool) -> None:
     with torch.device("meta"):
-        head = DINOHead(16, 32, hidden_dim=24, bottleneck_dim=8)
+        head = DINOHead(16, 32, hidden_dim=24, bottleneck_dim=8, normalized_prototypes=normalized)
     head.to_empty(device="cpu")
     head.init_weights()
-    torch.testing.assert_close(head.last_layer.weight.norm(dim=1), torch.ones(32))
-    assert not head.last_layer.parametrizations.weight.original0.requires_grad
+    if normalized:
+        torch.testing.assert_close(head.last_layer.weight.norm(dim=1), torch.ones(32))
     assert torch.isfinite(head(torch.randn(4, 16))).all()

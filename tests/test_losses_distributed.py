@@ -32,14 +32,16 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
         patch_rows = inputs["patch_logits"].split([5, 9])[rank]
         features = inputs["features"].chunk(WORLD_SIZE)[rank].requires_grad_(True)
         n_masked = torch.tensor([patch_rows.shape[0]])
-        koleo = KoLeoLoss()(features)
+        koleo = KoLeoLoss(across_ranks=True)(features)
         koleo.backward()
+        koleo_local = KoLeoLoss()(features.detach())
         result = {
             "cls_probs": DINOLoss().sinkhorn_knopp_teacher(cls_rows, TEMP),
             "patch_probs": iBOTPatchLoss().sinkhorn_knopp_teacher(patch_rows, TEMP, n_masked),
             "n_masked_after": n_masked,
             "koleo": koleo.detach(),
             "koleo_grad_finite": torch.isfinite(features.grad).all(),
+            "koleo_local": koleo_local,
         }
         torch.save(result, Path(out_dir) / f"rank{rank}.pt")
     finally:
@@ -61,3 +63,6 @@ def test_two_ranks_equal_single_process(tmp_path: Path) -> None:
     expected_koleo = KoLeoLoss()(inputs["features"])
     torch.testing.assert_close(torch.stack([r["koleo"] for r in ranks]).mean(), expected_koleo)
     assert all(r["koleo_grad_finite"] for r in ranks)
+    # The default uses each rank's own batch (DINOv3's configs): the value does not depend on the world size.
+    for rank, features in zip(ranks, inputs["features"].chunk(WORLD_SIZE)):
+        torch.testing.assert_close(rank["koleo_local"], KoLeoLoss()(features))

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from conftest import TINY_MODULE, random_batch
 from torch.utils.data import DataLoader
@@ -82,3 +83,36 @@ def test_teacher_reads_the_clean_view_when_the_batch_has_one():
     for key in ("diag/teacher_cls_std", "ibot_loss", "gram_loss"):  # teacher class tokens, patch targets
         assert not torch.allclose(other[key], plain[key]), key
     torch.testing.assert_close(other["koleo_loss"], plain["koleo_loss"])  # the student side is unchanged
+
+
+def test_crop_counts_come_from_the_batch_and_are_checked():
+    module = DinoPretrainModule(**TINY_MODULE).train()
+    three = random_batch(B=2, n_local=3)
+    assert torch.isfinite(module.compute_losses(three, step=0, teacher_temp=0.04)["loss"])
+    one_global = random_batch(B=4) | {"n_global_crops": 1}  # 8 rows read as 1 crop × 8: no DINO pairs
+    with pytest.raises(ValueError, match="at least 2 global crops"):
+        module.compute_losses(one_global, step=0, teacher_temp=0.04)
+    wrong_local = random_batch(B=4, n_local=2) | {"n_local_crops": 3}
+    with pytest.raises(ValueError, match="crop-major"):
+        module.compute_losses(wrong_local, step=0, teacher_temp=0.04)
+
+
+def test_gram_weight_is_zero_then_ramps_to_full():
+    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=2.0, gram_start_step=2, gram_warmup_steps=3)
+    weights: list[float] = []
+
+    class Record(L.Callback):
+        def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+            weights.append(float(trainer.callback_metrics["sched/gram_weight"]))
+
+    trainer = L.Trainer(
+        max_steps=7,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[Record()],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, train_dataloaders=loader(7))
+    assert weights == pytest.approx([0, 0, 0, 1, 2, 2, 2])

@@ -67,7 +67,8 @@ def test_crops_are_reproducible_from_the_seed():
 def test_collate_is_crop_major_and_pads_leads():
     samples = [_sample(n_leads=n, seed=i)[0] for i, n in enumerate((12, 1, 2))]
     batch = collate_multicrop(samples)
-    assert set(batch) == {"global", "local", "sample_rate_hz"} and batch["sample_rate_hz"] == RATE
+    assert set(batch) == {"global", "local", "sample_rate_hz", "n_global_crops", "n_local_crops"}
+    assert batch["sample_rate_hz"] == RATE and (batch["n_global_crops"], batch["n_local_crops"]) == (2, 4)
     B = len(samples)
     for group, C in (("global", 2), ("local", 4)):
         crops = batch[group]

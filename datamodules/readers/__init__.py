@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.readers.base import Reader, RecordRef, cut_windows
+from datamodules.readers.cinc2017 import CinC2017Reader
 from datamodules.readers.cinc2021 import CinC2021Reader
 from datamodules.readers.code15 import CODE15Reader
 from datamodules.readers.cpsc2021 import CPSC2021Reader
@@ -23,6 +24,7 @@ READERS: dict[str, type[Reader]] = {
     for reader in (
         PTBXLReader,
         MITDBReader,
+        CinC2017Reader,
         CinC2021Reader,
         CPSC2021Reader,
         HEEDBReader,

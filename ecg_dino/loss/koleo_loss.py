@@ -10,11 +10,13 @@ For features x [n, D] (the student's pre-head class tokens of one global crop), 
 Exact duplicates give d = δ·√D. Runs in float32 with autocast off. At world size 1 this is DINOv3's
 ``KoLeoLoss``: the argmax has no gradient, the distance back-propagates into both x̂_i and x̂_{j(i)}.
 
-With ``torch.distributed`` initialised and world size > 1 (every rank holding the same n), the neighbour
-set is the all-gathered batch, gathered without gradient: j(i) ranges over all ranks' samples, the loss
-is the mean over the local samples, and DDP's gradient averaging makes the value the mean over the
-global batch. The gathered neighbour is a constant, so the gradient flows only through the local side
-x̂_i (the push on the neighbour, which the single-process loss also applies, is dropped).
+By default each rank uses its local batch, as DINOv3's shipped configs do, so the effective KoLeo weight does
+not change with the number of GPUs. With ``across_ranks=True``, ``torch.distributed`` initialised and world
+size > 1 (every rank holding the same n), the neighbour set is the all-gathered batch, gathered without
+gradient: j(i) ranges over all ranks' samples, the loss is the mean over the local samples, and DDP's gradient
+averaging makes the value the mean over the global batch. The gathered neighbour is a constant, so the gradient
+flows only through the local side x̂_i (the push on the neighbour, which the single-process loss also applies,
+is dropped).
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ def _rank_and_world_size() -> tuple[int, int]:
 
 
 class KoLeoLoss(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, across_ranks: bool = False) -> None:
         super().__init__()
+        self.across_ranks = across_ranks
         self.pdist = nn.PairwiseDistance(p=2, eps=1e-8)
 
     def forward(self, student_output: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         """Features [n, D] -> scalar loss."""
         n = student_output.shape[0]
-        rank, world = _rank_and_world_size()
+        rank, world = _rank_and_world_size() if self.across_ranks else (0, 1)
         with torch.autocast(student_output.device.type, enabled=False):
             x = F.normalize(student_output.float(), p=2, dim=-1, eps=eps)  # [n, D]
             if world > 1:
