@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from datamodules.readers import READERS, Reader, RecordRef, make_reader
 from datamodules.readers.base import take_window, window_bounds, window_id
+from datamodules.readers.cinc2017 import SPLITS as CINC2017_SPLITS
 from datamodules.record import BadRecordError, ECGRecord, check_signal
 from datamodules.shards import file_sha256, write_shard
 
@@ -422,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--window-seconds",
         type=float,
         default=None,
-        help="window length; default 10 for mitdb/cpsc2021/icentia11k, none for others; 0 = whole records",
+        help="window length; default 10 for mitdb/cpsc2021/icentia11k/cinc2017, none for others; 0 = whole records",
     )
     parser.add_argument("--include-records", type=parse_names, help="only these records: 100,101 or @file")
     parser.add_argument("--exclude-records", type=parse_names, help="skip these records: 102,104 or @file")
@@ -449,6 +450,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--folds applies to --source ptbxl only")
     if args.splits is not None and args.source != "cinc2017":
         parser.error("--splits applies to --source cinc2017 only")
+    if args.splits is not None and set(args.splits) - set(CINC2017_SPLITS):
+        parser.error(f"--splits: choose from {', '.join(CINC2017_SPLITS)}, not {','.join(args.splits)}")
     if args.records_per_shard < 1 or args.row_group_size < 1:
         parser.error("--records-per-shard and --row-group-size must be positive")
     logging.basicConfig(level=logging.INFO, format="%(message)s")

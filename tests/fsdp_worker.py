@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from conftest import TINY_MODULE, random_batch
 from lightning.pytorch.strategies import ModelParallelStrategy
@@ -21,6 +22,7 @@ from callbacks.ema_teacher import EMATeacher, local_tensor
 from callbacks.safe_checkpoint import SafeModelCheckpoint
 from ecg_dino.module import DinoPretrainModule
 from ecg_dino.parallel import DinoFSDPStrategy, close_process_group
+from ecg_dino.probes.online import OnlineProbe, ProbeSet
 
 GLOBAL_B = 4
 MAX_STEPS = 4
@@ -120,6 +122,28 @@ def probe_outputs(module: DinoPretrainModule) -> dict[str, torch.Tensor]:
     return {"cls": out["cls"].cpu(), "patches": out["patches"].cpu()}
 
 
+def online_probe() -> OnlineProbe:
+    """An online probe, every 2 steps, on a synthetic set whose class 1 holds an 8 Hz sine in its noise."""
+    n, rng = 32, np.random.default_rng(5)
+    labels = np.arange(n) % 2
+    sine = np.sin(2 * np.pi * 8 * np.arange(250) / 250)
+    probe = OnlineProbe(every_n_steps=2)
+    probe.sets = [
+        ProbeSet(
+            "synthetic",
+            signal=(0.3 * rng.standard_normal((n, 2, 250)) + labels[:, None, None] * sine).astype(np.float32),
+            lead_ids=np.tile([1, 6], (n, 1)),
+            lead_mask=np.ones((n, 2), bool),
+            valid_samples=np.full(n, 250),
+            item=np.arange(n),
+            labels=labels,
+            folds=(np.arange(n) // 2) % 2,
+            multilabel=False,
+        )
+    ]
+    return probe
+
+
 def strategy(world: int, kind: str) -> tuple[str, L.pytorch.strategies.Strategy | str]:
     """(accelerator, strategy): one CPU process, FSDP2 on CPU processes or FSDP1 on GPUs."""
     if world == 1:
@@ -139,7 +163,7 @@ def fit(
     L.seed_everything(0)
     module = FixedBatchModule(**MODULE)
     accelerator, strategy_ = strategy(world, kind)
-    recorder = Recorder()
+    recorder, probe = Recorder(), online_probe()
     ckpt = SafeModelCheckpoint(dirpath=out_dir / "ckpt", every_n_train_steps=CKPT_EVERY, save_last=True, save_top_k=-1)
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -147,7 +171,7 @@ def fit(
         strategy=strategy_,
         max_steps=MAX_STEPS,
         gradient_clip_val=1.0,
-        callbacks=[recorder, ckpt],
+        callbacks=[recorder, ckpt, probe],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -162,6 +186,7 @@ def fit(
         "nonfinite_steps": float(trainer.callback_metrics["train/nonfinite_steps"]),
         "shards": {n: (tuple(p.shape), tuple(local_tensor(p).shape)) for n, p in module.named_parameters()},
         "probe": probe_outputs(module),
+        "online_probe": probe.history,
     }
     return trainer, module, result
 

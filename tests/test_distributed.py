@@ -96,6 +96,17 @@ def test_losses_equal_one_process_on_the_same_global_batch(fsdp2_runs: dict) -> 
 
 
 @pytest.mark.slow
+def test_online_probe_under_fsdp2_matches_one_process(fsdp2_runs: dict) -> None:
+    """Every rank embeds (the sharded teacher needs all of them); rank 0 alone fits and holds the AUROC."""
+    single, (rank0, rank1) = fsdp2_runs["single"], fsdp2_runs["first"]
+    key = "online_probe/synthetic/auroc"
+    assert [h["step"] for h in rank0["online_probe"]] == [0, 2, 4] == [h["step"] for h in single["online_probe"]]
+    assert all(key not in h for h in rank1["online_probe"])
+    for sharded, reference in zip(rank0["online_probe"], single["online_probe"]):
+        assert sharded[key] == pytest.approx(reference[key], abs=0.02)
+    assert single["online_probe"][0][key] > 0.9  # the sine is visible to random weights
+
+
 def test_ema_teacher_shards_follow_the_formula(fsdp2_runs: dict) -> None:
     for r in fsdp2_runs["first"] + fsdp2_runs["resumed"]:
         assert r["ema_error"] < 1e-6

@@ -24,11 +24,12 @@ from datamodules.record import BadRecordError, ECGRecord
 
 CLASSES = ("N", "A", "O", "~")
 SPLITS = {"train": (1, 4500), "val": (4501, 5000), "test": (5001, 6000)}
+RECORD_NAME = re.compile(r"A(\d{5})")
 
 
 def split_of(name: str) -> str:
     """``A04501`` -> ``val``: the project's fixed record split; records past A06000 are ``unused``."""
-    match = re.fullmatch(r"A(\d{5})", name)
+    match = RECORD_NAME.fullmatch(name)
     if not match:
         raise ValueError(f"{name!r} is not a CinC-2017 record name (A00001 … A08528)")
     number = int(match.group(1))
@@ -69,7 +70,13 @@ class CinC2017Reader(WfdbReader):
         labels = read_reference(reference)
         for header in list_headers(self.root, self.header_pattern):
             name = header.stem
-            if not self._wanted(name) or (self.splits is not None and split_of(name) not in self.splits):
+            if not self._wanted(name):
+                continue
+            if not RECORD_NAME.fullmatch(name):  # a stray file, e.g. "A00001 (1).hea": reported, never fatal
+                problem = f"{header}: {name!r} is not a CinC-2017 record name (A00001 … A08528)"
+                yield RecordRef(f"{self.source}/{name}", str(header), problem=problem)
+                continue
+            if self.splits is not None and split_of(name) not in self.splits:
                 continue
             ref = RecordRef(record_id=f"{self.source}/{name}", path=str(header), patient_id=self.patient_id(name))
             label = labels.get(name)
