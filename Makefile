@@ -73,6 +73,20 @@ prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment 
 	$(ECG) prepare --source cinc2021 --raw $(SHARED)/cinc2021_samples --out $(CPU_REAL_SHARDS)/cinc2021
 	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
 
+# The data of experiments/pretrain_cpu_many.yaml: the cpu-real shards plus CinC-2017 train and validation
+# (A00001-A05000; A05001-A06000 are probe-cinc2017's test records).
+CPU_MANY_SHARDS ?= data_cache/cpu_many
+
+.PHONY: prepare-cpu-many prepare-cinc2017-trainval
+prepare-cpu-many: prepare-cpu-real prepare-cinc2017-trainval ## Shards for the many-people CPU experiment
+
+prepare-cinc2017-trainval: $(VENV)/.installed ## CinC-2017 train+val shards (never the probe's test records)
+	$(ECG) prepare --source cinc2017 --raw $(SHARED)/cinc2017 --out $(CPU_MANY_SHARDS)/cinc2017_trainval --splits train,val
+
+.PHONY: cpu-many
+cpu-many: $(VENV)/.installed ## Many-people CPU experiment: both pretrainings, all probes, comparison with curves
+	SHARED=$(SHARED) experiments/run_cpu_many.sh
+
 .PHONY: cpu-real
 cpu-real: $(VENV)/.installed ## The CPU real-data experiment: pretrainings, probes, comparison (SEEDS="0 1": two seeds)
 	SHARED=$(SHARED) experiments/run_cpu_real.sh
@@ -80,6 +94,12 @@ cpu-real: $(VENV)/.installed ## The CPU real-data experiment: pretrainings, prob
 .PHONY: probe-ptbxl
 probe-ptbxl: $(VENV)/.installed ## PTB-XL linear probe (CKPT=last|path PTBXL=dir)
 	$(ECG) probe-ptbxl --ckpt "$(CKPT_PATH)" --ptbxl $(PTBXL) $(ARGS)
+
+CINC2017 ?= ../shared/data/cinc2017
+
+.PHONY: probe-cinc2017
+probe-cinc2017: $(VENV)/.installed ## CinC-2017 AF probe, train/val/test A00001-4500/-5000/-6000 (CKPT=last|path)
+	$(ECG) probe-cinc2017 --ckpt "$(CKPT_PATH)" --cinc2017 $(CINC2017) $(ARGS)
 
 .PHONY: probe-mitbih
 probe-mitbih: $(VENV)/.installed ## MIT-BIH beat probe, DS1 -> DS2 (CKPT=last|path MITDB=dir)

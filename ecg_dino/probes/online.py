@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import numpy as np
@@ -151,13 +152,17 @@ def mitbih_set(root: Path, rate_hz: float, patch_samples: int, beats_per_class: 
 
 
 @torch.no_grad()
-def embed_set(backbone: ECGViT, probe_set: ProbeSet, batch_size: int, autocast: Any) -> np.ndarray:
-    """Item features [N, F]: per-crop class token ‖ pooled patch tokens, averaged over each item's crops."""
+def embed_set(
+    backbone: ECGViT, probe_set: ProbeSet, batch_size: int, forward_context: Callable[[], AbstractContextManager]
+) -> np.ndarray:
+    """Item features [N, F]: per-crop class token ‖ pooled patch tokens, averaged over each item's crops.
+
+    ``forward_context`` makes the precision context of each forward (the trainer's, e.g. bf16 autocast)."""
     device = next(backbone.parameters()).device
     feats = []
     for i in range(0, len(probe_set.signal), batch_size):
         s = slice(i, i + batch_size)
-        with autocast:
+        with forward_context():
             out = backbone.forward_features(
                 torch.from_numpy(probe_set.signal[s]).to(device),
                 torch.from_numpy(probe_set.lead_ids[s]).to(device),
@@ -261,9 +266,8 @@ class OnlineProbe(L.Callback):
             return self.history[-1]
         t0 = time.perf_counter()
         backbone = pl_module.teacher.backbone
-        features = [
-            embed_set(backbone, s, self.batch_size, trainer.precision_plugin.forward_context()) for s in self.sets
-        ]
+        forward_context = trainer.precision_plugin.forward_context
+        features = [embed_set(backbone, s, self.batch_size, forward_context) for s in self.sets]
         metrics: dict[str, float] = {}
         if trainer.is_global_zero:
             for probe_set, x in zip(self.sets, features):

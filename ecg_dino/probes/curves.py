@@ -1,0 +1,105 @@
+"""``ecg-dino curves``: the online-probe learning curves of several runs, from their TensorBoard event files.
+
+Writes ``online_probe_curves.png`` (one panel per probe set, one line per run, the step-0 value of each run as
+its random-init reference), ``online_probe_curves.md`` (every logged point) and ``online_probe_curves.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+PREFIX, SUFFIX = "online_probe/", "/auroc"
+COST = "online_probe/cost_fraction"
+
+
+def read_curves(run_dir: Path) -> dict[str, dict[int, float]]:
+    """{probe set: {step: AUROC}} and ``cost_fraction`` of one run's event files (the last value per step)."""
+    files = sorted(Path(run_dir).rglob("events.out.tfevents.*"))
+    if not files:
+        raise FileNotFoundError(f"{run_dir}: no TensorBoard event files")
+    curves: dict[str, dict[int, float]] = {}
+    for folder in dict.fromkeys(f.parent for f in files):
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            if (tag.startswith(PREFIX) and tag.endswith(SUFFIX)) or tag == COST:
+                name = "cost_fraction" if tag == COST else tag[len(PREFIX) : -len(SUFFIX)]
+                curves.setdefault(name, {}).update({e.step: e.value for e in events.Scalars(tag)})
+    if not any(name != "cost_fraction" for name in curves):
+        raise ValueError(f"{run_dir}: no {PREFIX}<set>{SUFFIX} scalars (was the run trained with OnlineProbe?)")
+    return {name: dict(sorted(points.items())) for name, points in curves.items()}
+
+
+def markdown(runs: dict[str, dict[str, dict[int, float]]]) -> str:
+    """One table per probe set: a row per run, a column per logged step."""
+    lines = ["# Online-probe curves", "", "Macro AUROC of the teacher at each logged step; step 0 is random init.", ""]
+    sets = sorted({s for curves in runs.values() for s in curves if s != "cost_fraction"})
+    for probe_set in sets:
+        steps = sorted({step for curves in runs.values() for step in curves.get(probe_set, {})})
+        lines += [f"## {probe_set}", "", "| run | " + " | ".join(map(str, steps)) + " |"]
+        lines.append("|---" * (len(steps) + 1) + "|")
+        for name, curves in runs.items():
+            points = curves.get(probe_set, {})
+            cells = [f"{points[s]:.3f}" if s in points else "–" for s in steps]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    costs = {name: c["cost_fraction"] for name, c in runs.items() if c.get("cost_fraction")}
+    if costs:
+        lines.append(
+            "Share of wall time in the online probe at the end of the run: "
+            + ", ".join(f"{name} {100 * list(points.values())[-1]:.1f} %" for name, points in costs.items())
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({s for curves in runs.values() for s in curves if s != "cost_fraction"})
+    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), squeeze=False)
+    for ax, probe_set in zip(axes[0], sets):
+        for i, (name, curves) in enumerate(runs.items()):
+            points = curves.get(probe_set)
+            if not points:
+                continue
+            line = ax.plot(list(points), list(points.values()), marker="o", ms=3, label=name, color=f"C{i}")[0]
+            ax.axhline(points[min(points)], ls=":", lw=1, color=line.get_color())  # the run's step-0 value
+        ax.set(title=probe_set, xlabel="step", ylabel="macro AUROC (online probe)")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Online probe of the teacher (dotted: step 0 = random init)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``ecg-dino curves NAME=RUN_DIR ... --out DIR``."""
+    p = argparse.ArgumentParser(prog="ecg-dino curves", description=__doc__)
+    p.add_argument("runs", nargs="+", help="NAME=runs/<name>/version_<n> (a folder holding event files)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the PNG, Markdown and JSON")
+    args = p.parse_args(argv)
+    try:
+        runs = {}
+        for pair in args.runs:
+            name, sep, folder = pair.partition("=")
+            if not sep or not name or not folder:
+                raise ValueError(f"expected NAME=RUN_DIR, got {pair!r}")
+            runs[name] = read_curves(Path(folder))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"ecg-dino curves: error: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "online_probe_curves.json").write_text(json.dumps(runs, indent=1))
+    (args.out / "online_probe_curves.md").write_text(markdown(runs))
+    plot(runs, args.out / "online_probe_curves.png")
+    print(f"wrote {args.out / 'online_probe_curves.png'} and .md/.json")
+    return 0
