@@ -86,6 +86,12 @@ class Recorder(L.Callback):
     def __init__(self) -> None:
         self.losses: dict[int, float] = {}
         self.snapshots: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        self.teacher_in_train_mode: list[bool] = []
+
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor) -> None:
+        """After the step's forward: were the teachers in train mode while it ran?"""
+        branches = (pl_module.teacher, pl_module.gram_teacher)
+        self.teacher_in_train_mode.append(any(m.training for b in branches for m in b.modules()))
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: object) -> None:
         if trainer.global_step in (NAN_STEP, NAN_STEP + 1, EMA_STEP, EMA_STEP + 1):
@@ -187,6 +193,7 @@ def fit(
         "shards": {n: (tuple(p.shape), tuple(local_tensor(p).shape)) for n, p in module.named_parameters()},
         "probe": probe_outputs(module),
         "online_probe": probe.history,
+        "teacher_in_train_mode": recorder.teacher_in_train_mode,
     }
     return trainer, module, result
 

@@ -96,6 +96,12 @@ def test_losses_equal_one_process_on_the_same_global_batch(fsdp2_runs: dict) -> 
 
 
 @pytest.mark.slow
+def test_teachers_stay_in_eval_mode_under_fsdp2(fsdp2_runs: dict) -> None:
+    for phase in ("first", "resumed"):
+        for rank in fsdp2_runs[phase]:
+            assert rank["teacher_in_train_mode"] and not any(rank["teacher_in_train_mode"]), phase
+
+
 def test_online_probe_under_fsdp2_matches_one_process(fsdp2_runs: dict) -> None:
     """Every rank embeds (the sharded teacher needs all of them); rank 0 alone fits and holds the AUROC."""
     single, (rank0, rank1) = fsdp2_runs["single"], fsdp2_runs["first"]
