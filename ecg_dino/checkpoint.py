@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ecg_dino.consolidate import consolidated_checkpoint
@@ -44,11 +44,14 @@ def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, 
     """(backbone config, backbone state dict) of ``which`` branch (teacher or student) of a checkpoint."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if SAFETENSORS_CONFIG_KEY not in meta:
-                raise CheckpointError(f"{path}: safetensors file without an ecg-dino backbone config")
-            return json.loads(meta[SAFETENSORS_CONFIG_KEY]), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                if SAFETENSORS_CONFIG_KEY not in meta:
+                    raise CheckpointError(f"{path}: safetensors file without an ecg-dino backbone config")
+                return json.loads(meta[SAFETENSORS_CONFIG_KEY]), {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except SafetensorError as e:  # a truncated or foreign file
+            raise CheckpointError(f"{path}: cannot be read as a safetensors file ({e})") from e
     ckpt = read_checkpoint(path)
     hparams = ckpt.get("hyper_parameters", {})
     if "state_dict" not in ckpt or "backbone" not in hparams:

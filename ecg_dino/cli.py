@@ -25,7 +25,9 @@ TOOLS = {
     "consolidate": "ecg_dino.consolidate",
     "probe-ptbxl": "ecg_dino.probes.ptbxl",
     "probe-mitbih": "ecg_dino.probes.mitbih",
+    "probe-cinc2017": "ecg_dino.probes.cinc2017",
     "compare": "ecg_dino.probes.compare",
+    "curves": "ecg_dino.probes.curves",
 }
 
 

@@ -1,6 +1,6 @@
-"""``ecg-dino probe-ptbxl`` and ``ecg-dino probe-mitbih``: frozen checkpoint -> linear probes -> report.
+"""``ecg-dino probe-ptbxl``, ``probe-mitbih`` and ``probe-cinc2017``: frozen checkpoint -> linear probes -> report.
 
-Both also probe the same architecture with random weights (``init_weights()`` under ``--seed``) with the same
+All also probe the same architecture with random weights (``init_weights()`` under ``--seed``) with the same
 heads and seeds, and (MIT-BIH) the RR-interval baseline. Embeddings are cached (``--cache-dir``), so a rerun
 with other probe settings does not embed again.
 """
@@ -32,7 +32,7 @@ from ecg_dino.embed import (
     optional_path,
 )
 from ecg_dino.model.vit import ECGViT
-from ecg_dino.probes import mitbih, ptbxl
+from ecg_dino.probes import cinc2017, mitbih, ptbxl
 from ecg_dino.probes.linear import LinearProbe
 from ecg_dino.probes.report import write_report
 from ecg_dino.probes.robustness import (
@@ -44,7 +44,6 @@ from ecg_dino.probes.robustness import (
     noise_source,
 )
 from ecg_dino.probes.rr_baseline import rr_features
-from ecg_dino.probes.sources import file_fingerprint
 
 Timings = dict[str, float]
 BeatFeatures = Callable[[list[ECGRecord], mitbih.Beats, Condition | None], np.ndarray]
@@ -85,8 +84,8 @@ def index_key(indices: Any) -> str:
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def ptbxl_embedder(
-    split: ptbxl.PTBXLSplit,
+def record_embedder(
+    split: ptbxl.PTBXLSplit | cinc2017.CinC2017Split,
     spec: BackboneSpec,
     backbone: Callable[[], ECGViT],
     options: EmbedOptions,
@@ -95,8 +94,8 @@ def ptbxl_embedder(
     seed: int,
     timings: Timings,
 ) -> Callable[[str, list[int], Condition | None], np.ndarray]:
-    """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those PTB-XL records, cached."""
-    data = f"ptbxl:{split.root.resolve()}:{split.records_folder}:{file_fingerprint([Path(r.path) for r in split.refs])}"
+    """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those records of a split, cached."""
+    data = split.data_key
 
     def records(indices: list[int], condition: Condition | None) -> Any:
         model = backbone()
@@ -151,7 +150,7 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
         models, timings = {}, {}
         for name, spec in specs.items():
             timings[name] = {}
-            embed = ptbxl_embedder(
+            embed = record_embedder(
                 split, spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
             )
             models[name] = ptbxl.run_ptbxl(
@@ -186,6 +185,68 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
             "train/val/test records": [
                 int(np.isin(folds, f).sum()) for f in (ptbxl.TRAIN_FOLDS, (ptbxl.VAL_FOLD,), (ptbxl.TEST_FOLD,))
             ],
+        },
+    }
+    write_report(report, args.out, args.step)
+    print(f"wrote {args.out / 'report.md'}")
+    return 0
+
+
+def main_cinc2017(argv: list[str] | None = None) -> int:
+    """``ecg-dino probe-cinc2017``: 4-class rhythm probe (N, A, O, ~) at label fractions, robustness; a report."""
+    p = argparse.ArgumentParser(prog="ecg-dino probe-cinc2017", description=main_cinc2017.__doc__)
+    p.add_argument("--cinc2017", type=Path, required=True, help="CinC-2017 folder (REFERENCE.csv, A*.hea/.mat)")
+    p.add_argument("--fractions", nargs="+", type=float, default=list(cinc2017.FRACTIONS))
+    p.add_argument("--limit", type=int, default=None, help="only the first N records of each split (smoke tests)")
+    p.add_argument("--crop-seconds", type=float, default=4.0, help="the trained crop length")
+    p.add_argument("--batch-size", type=int, default=EmbedOptions.batch_size)
+    common_arguments(p)
+    args = p.parse_args(argv)
+    args.out = args.out or args.ckpt.parent / "probe-cinc2017"
+    options = EmbedOptions(crop_seconds=args.crop_seconds, precision=args.precision, batch_size=args.batch_size)
+    try:
+        split = cinc2017.CinC2017Split.load(args.cinc2017, args.limit)
+        noise_dir = noise_folder(args, args.cinc2017)
+        conditions = [] if args.no_robustness else noise_conditions()  # lead subsets: one lead only
+        cache = EmbeddingCache(args.cache_dir)
+        models, timings, probs = {}, {}, {}
+        for name, spec in backbone_specs(args).items():
+            timings[name] = {}
+            embed = record_embedder(
+                split, spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
+            )
+            models[name], probs[name] = cinc2017.run_cinc2017(
+                split, embed, tuple(args.fractions), conditions, args.seed, args.n_boot
+            )
+        if "random_init" in probs and args.n_boot:
+            y_test = split.labels[split.indices("test")]
+            models["model"]["vs_random_init"] = cinc2017.paired_differences(
+                probs["model"], probs["random_init"], y_test, args.n_boot, args.seed
+            )
+    except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
+        print(f"ecg-dino probe-cinc2017: error: {e}", file=sys.stderr)
+        return 2
+    crop, stride = options.crop_seconds, options.stride_fraction * options.crop_seconds
+    report = {
+        "probe": "cinc2017",
+        "checkpoint": str(args.ckpt),
+        "models": models,
+        "settings": {
+            "embedding": asdict(options),
+            "features": f"class token ‖ mean of valid patch tokens, each averaged over sliding {crop:g} s crops "
+            f"every {stride:g} s (the last flush with the record's end)",
+            "head": "class-balanced cross-entropy; L2 chosen by validation macro AUROC",
+            "seed": args.seed,
+            "bootstrap": f"{args.n_boot} resamples of test records",
+            "label fractions": f"{args.fractions} of the training records, stratified by class",
+            "noise": f"{noise_source(noise_dir) if conditions else 'not run'} ({noise_dir})",
+            "embedding seconds": {m: round(sum(t.values()), 1) for m, t in timings.items()},
+        },
+        "data": {
+            "folder": str(args.cinc2017),
+            "records": len(split.refs),
+            "records per class (train/val/test)": split.counts(),
+            "left out": {"listings": len(split.left_out), "why (first 3)": split.left_out[:3]},
         },
     }
     write_report(report, args.out, args.step)

@@ -3,7 +3,8 @@
 Each report already holds its checkpoint (``model``) and the random-init twin of the same backbone and seed;
 the twin is taken once and checked to be the same in every report. The table answers two questions: does the
 pretrained model beat random init with non-overlapping bootstrap CIs, and how much AUROC does each model lose
-from clean to 0 dB electrode-motion (``em``) noise.
+from clean to 0 dB electrode-motion (``em``) noise. CinC-2017 reports add a row per model: the challenge F1, macro
+AUROC and the paired difference to random init.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ecg_dino.probes.mitbih import WITHIN_PATIENT_MIN_BEATS
 from ecg_dino.probes.report import fmt, plot_curves, snr_panels, table, to_jsonable
 
 RANDOM, RR = "random init", "RR intervals"
+TITLES = {"mitbih": "MIT-BIH", "ptbxl": "PTB-XL", "cinc2017": "CinC 2017"}
 NOISE = "em_0dB"  # the robustness condition the table reports
 PTBXL_SETS = ("all", "superdiagnostic", "diagnostic", "rhythm")
 
@@ -95,6 +97,23 @@ def ptbxl_row(sets: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def cinc2017_row(res: dict[str, Any]) -> dict[str, Any]:
+    """Test challenge F1 and macro AUROC of the 100 % head, its paired difference to random init, and the
+    clean -> em 0 dB loss of macro AUROC on the test records."""
+    fractions = res["fractions"]
+    full = fractions[max(fractions, key=float)]
+    row: dict[str, Any] = {
+        key: {"value": full[key], "ci95": full.get("ci95", {}).get(key)} for key in ("challenge_f1", "macro_auroc")
+    }
+    if "vs_random_init" in res:
+        row["vs_random_init"] = res["vs_random_init"]
+    robust = res.get("robustness", {})
+    if "clean" in robust and NOISE in robust:
+        clean, noisy = robust["clean"]["macro_auroc"], robust[NOISE]["macro_auroc"]
+        row["robustness"] = {"clean": clean, NOISE: noisy, "drop": clean - noisy}
+    return row
+
+
 def separated(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
     """True when a's CI lies wholly above b's (None without CIs)."""
     if not a.get("ci95") or not b.get("ci95"):
@@ -102,9 +121,13 @@ def separated(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
     return bool(a["ci95"][0] > b["ci95"][1])
 
 
-def build(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def build(
+    mitbih: dict[str, dict[str, Any]],
+    ptbxl: dict[str, dict[str, Any]],
+    cinc2017: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The comparison as plain data: rows per model and probe, plus the two acceptance checks."""
-    result: dict[str, Any] = {"mitbih": {}, "ptbxl": {}, "checks": {}}
+    result: dict[str, Any] = {"mitbih": {}, "ptbxl": {}, "cinc2017": {}, "checks": {}}
     if mitbih:
         rows = {RANDOM: mitbih_row(shared_twin(mitbih, "random_init"))}
         rows.update({name: mitbih_row(r["models"]["model"]) for name, r in mitbih.items()})
@@ -128,7 +151,11 @@ def build(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]]) -
         rows = {RANDOM: ptbxl_row(shared_twin(ptbxl, "random_init"))}
         rows.update({name: ptbxl_row(r["models"]["model"]) for name, r in ptbxl.items()})
         result["ptbxl"] = rows
-    for probe in ("mitbih", "ptbxl"):
+    if cinc2017:
+        rows = {RANDOM: cinc2017_row(shared_twin(cinc2017, "random_init"))}
+        rows.update({name: cinc2017_row(r["models"]["model"]) for name, r in cinc2017.items()})
+        result["cinc2017"] = rows
+    for probe in TITLES:
         drops = {name: row["robustness"]["drop"] for name, row in result[probe].items() if "robustness" in row}
         if drops:
             result["checks"][f"{probe}_auroc_drop_clean_to_{NOISE}"] = drops
@@ -186,6 +213,25 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
             table(header, rows),
             "",
         ]
+    if result["cinc2017"]:
+        header = ["model", "challenge F1", "macro AUROC", "paired Δ macro AUROC", "clean", "em 0 dB", "drop"]
+        rows = [
+            [
+                name,
+                *(fmt(r[k]["value"], r[k]["ci95"]) for k in ("challenge_f1", "macro_auroc")),
+                _paired_cell(r),
+                *_robust_cells(r),
+            ]
+            for name, r in result["cinc2017"].items()
+        ]
+        parts += [
+            "## CinC 2017 rhythm probe (A00001–A04500 → A05001–A06000, 100 % labels) [95 % CI, test records resampled]",
+            "",
+            "Challenge F1: mean F1 of N, A and O. Paired Δ: model − random init on the same resamples.",
+            "",
+            table(header, rows),
+            "",
+        ]
     parts += ["## Checks", ""]
     for name, c in result["checks"].get("mitbih_beats_random_init", {}).items():
         verdict = {True: "yes", False: "no", None: "no CIs"}[c["cis_do_not_overlap"]]
@@ -202,10 +248,15 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
             )
     for key, drops in result["checks"].items():
         if key.endswith(f"drop_clean_to_{NOISE}"):
-            probe = "MIT-BIH" if key.startswith("mitbih") else "PTB-XL"
+            probe = TITLES[key.split("_", 1)[0]]
             listed = ", ".join(f"{name} {d:+.3f}" for name, d in drops.items())
             parts.append(f"- {probe} macro AUROC lost from clean to {NOISE}: {listed}")
     return "\n".join(parts) + "\n"
+
+
+def _paired_cell(row: dict[str, Any]) -> str:
+    d = row.get("vs_random_init", {}).get("macro_auroc")
+    return f"{fmt(d['difference'], d['ci95'])}, ≤ 0 in {d['share_not_positive']:.1%}" if d else "–"
 
 
 def _robust_cells(row: dict[str, Any]) -> list[str]:
@@ -213,17 +264,24 @@ def _robust_cells(row: dict[str, Any]) -> list[str]:
     return [fmt(r["clean"]), fmt(r[NOISE]), f"{r['drop']:+.3f}"] if r else ["–", "–", "–"]
 
 
-def plots(mitbih: dict[str, dict[str, Any]], ptbxl: dict[str, dict[str, Any]], out: Path) -> list[str]:
-    """AUROC against SNR per noise type, one line per model (MIT-BIH DS2 subsample; PTB-XL ``all``)."""
+def plots(
+    mitbih: dict[str, dict[str, Any]],
+    ptbxl: dict[str, dict[str, Any]],
+    out: Path,
+    cinc2017: dict[str, dict[str, Any]] | None = None,
+) -> list[str]:
+    """AUROC against SNR per noise type, one line per model (MIT-BIH DS2 subsample; PTB-XL ``all``; CinC test)."""
     written = []
-    if mitbih:
-        robust = {RANDOM: shared_twin(mitbih, "random_init").get("robustness", {})}
-        robust.update({name: r["models"]["model"].get("robustness", {}) for name, r in mitbih.items()})
+    for probe, reports in (("mitbih", mitbih), ("cinc2017", cinc2017 or {})):
+        if not reports:
+            continue
+        robust = {RANDOM: shared_twin(reports, "random_init").get("robustness", {})}
+        robust.update({name: r["models"]["model"].get("robustness", {}) for name, r in reports.items()})
         clean = {name: r["clean"]["macro_auroc"] for name, r in robust.items() if "clean" in r}
         panels = snr_panels(robust)
         if panels:
-            plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", dict.fromkeys(panels, clean))
-            written.append("mitbih_auroc_vs_snr.png")
+            plot_curves(panels, "SNR (dB)", out / f"{probe}_auroc_vs_snr.png", dict.fromkeys(panels, clean))
+            written.append(f"{probe}_auroc_vs_snr.png")
     if ptbxl:
         models = {RANDOM: shared_twin(ptbxl, "random_init")}
         models.update({name: r["models"]["model"] for name, r in ptbxl.items()})
@@ -240,21 +298,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ecg-dino compare", description=__doc__.splitlines()[0])
     p.add_argument("--mitbih", nargs="*", default=[], help="NAME=probe-mitbih/report.json …")
     p.add_argument("--ptbxl", nargs="*", default=[], help="NAME=probe-ptbxl/report.json …")
+    p.add_argument("--cinc2017", nargs="*", default=[], help="NAME=probe-cinc2017/report.json …")
     p.add_argument("--out", type=Path, required=True, help="folder for comparison.md/.json and the plots")
     args = p.parse_args(argv)
     try:
         mitbih, ptbxl = named_reports(args.mitbih, "mitbih"), named_reports(args.ptbxl, "ptbxl")
-        if not mitbih and not ptbxl:
-            raise ValueError("give at least one --mitbih or --ptbxl report")
-        result = build(mitbih, ptbxl)
+        cinc2017 = named_reports(args.cinc2017, "cinc2017")
+        if not mitbih and not ptbxl and not cinc2017:
+            raise ValueError("give at least one --mitbih, --ptbxl or --cinc2017 report")
+        result = build(mitbih, ptbxl, cinc2017)
     except (OSError, ValueError, KeyError) as e:
         print(f"ecg-dino compare: error: {e}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    result["figures"] = plots(mitbih, ptbxl, args.out)
+    result["figures"] = plots(mitbih, ptbxl, args.out, cinc2017)
     result["reports"] = {
         f"{probe} {pair.partition('=')[0]}": pair.partition("=")[2]
-        for probe, pairs in (("mitbih", args.mitbih), ("ptbxl", args.ptbxl))
+        for probe, pairs in (("mitbih", args.mitbih), ("ptbxl", args.ptbxl), ("cinc2017", args.cinc2017))
         for pair in pairs
     }
     (args.out / "comparison.json").write_text(json.dumps(to_jsonable(result), indent=1))

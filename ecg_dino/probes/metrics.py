@@ -6,7 +6,8 @@ takes such ``weights`` (``None`` = all ones), so resampling never copies the dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -162,3 +163,27 @@ def bootstrap_macro_auroc(y: np.ndarray, scores: np.ndarray, weights: np.ndarray
     """Macro AUROC per resample of ``weights`` [r, N]; a label lacking positives or negatives in a resample
     is skipped in that resample."""
     return macro_of(per_label_auroc(y, scores, weights))
+
+
+def paired_difference(
+    metric: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    scores: np.ndarray,
+    baseline: np.ndarray,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """``metric(scores) − metric(baseline)`` on the same bootstrap resamples (whole ``groups`` when given): the
+    difference, its 95 % CI and the share of resamples where it is not positive. Paired, so the spread between
+    samples (or patients) that both models share cancels; two separate CIs keep it. ``metric(scores, weights)``
+    maps weights [r, N] to r values."""
+    ones = np.ones((1, len(scores)))
+    diffs = np.concatenate(
+        [metric(scores, w) - metric(baseline, w) for w in bootstrap_weights(len(scores), n_boot, seed, groups)]
+    )
+    return {
+        "difference": float(metric(scores, ones)[0] - metric(baseline, ones)[0]),
+        "ci95": percentile_ci(diffs),
+        "share_not_positive": float(np.mean(diffs[~np.isnan(diffs)] <= 0)),
+        "n_boot": n_boot,
+    }

@@ -35,6 +35,7 @@ from ecg_dino.probes.metrics import (
     j_kappa,
     macro_of,
     one_hot,
+    paired_difference,
     per_label_auroc,
     percentile_ci,
     within_group_auroc,
@@ -290,21 +291,10 @@ def within_patient_auroc(
 def paired_auroc_difference(
     prob: np.ndarray, baseline: np.ndarray, y: np.ndarray, groups: np.ndarray, n_boot: int, seed: int
 ) -> dict[str, Any]:
-    """Macro AUROC of ``prob`` minus ``baseline`` on the same DS2 patient resamples, with its 95 % CI and the
-    share of resamples where it is not positive. Paired, so the patient-to-patient spread both models share
-    (one patient holds most F beats) cancels; two separate CIs keep it."""
+    """Macro AUROC of ``prob`` minus ``baseline`` on the same DS2 patient resamples (``metrics.paired_difference``):
+    paired, so the patient-to-patient spread both models share (one patient holds most F beats) cancels."""
     target = one_hot(y, len(AAMI_CLASSES))
-    diffs = [
-        macro_of(per_label_auroc(target, prob, w)) - macro_of(per_label_auroc(target, baseline, w))
-        for w in bootstrap_weights(len(y), n_boot, seed, groups)
-    ]
-    diffs = np.concatenate(diffs)
-    return {
-        "difference": float(macro_of(per_label_auroc(target, prob)) - macro_of(per_label_auroc(target, baseline))),
-        "ci95": percentile_ci(diffs),
-        "share_not_positive": float(np.mean(diffs[~np.isnan(diffs)] <= 0)),
-        "n_boot": n_boot,
-    }
+    return paired_difference(lambda p, w: macro_of(per_label_auroc(target, p, w)), prob, baseline, n_boot, seed, groups)
 
 
 def _num(x: float) -> float | None:

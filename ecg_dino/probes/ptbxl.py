@@ -29,6 +29,7 @@ from ecg_dino.probes.metrics import (
     masked_macro_auroc,
     percentile_ci,
 )
+from ecg_dino.probes.sources import file_fingerprint
 
 LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -108,6 +109,12 @@ class PTBXLSplit:
         refs = reader.list_records()
         refs.sort(key=lambda r: int(r.record_id.rsplit("/", 1)[-1]))
         return cls(Path(root), reader, refs[:limit] if limit else refs, records_folder)
+
+    @property
+    def data_key(self) -> str:
+        """The records for the embedding cache: folder, sampling folder, header names and sizes."""
+        paths = [Path(r.path) for r in self.refs]
+        return f"ptbxl:{self.root.resolve()}:{self.records_folder}:{file_fingerprint(paths)}"
 
     @property
     def folds(self) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""Probe reports: ``report.json``, ``report.md`` (model vs random init [vs RR] with 95 % CIs), PNG plots and
-the same scalars in TensorBoard (``probe/…`` for the model, ``probe_random_init/…``, ``probe_rr_baseline/…``)."""
+"""Probe reports (PTB-XL, MIT-BIH, CinC 2017): ``report.json``, ``report.md`` (model vs random init [vs RR] with
+95 % CIs), PNG plots and the same scalars in TensorBoard (``probe/…`` for the model, ``probe_random_init/…``,
+``probe_rr_baseline/…``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from ecg_dino.probes.calibration import plot_reliability
 
 PREFIX = {"model": "probe", "random_init": "probe_random_init", "rr_baseline": "probe_rr_baseline"}
 SUMMARY_SETS = ("all", "superdiagnostic")  # label sets drawn in the PTB-XL robustness plots
+CINC2017_TAGS = {"N": "N", "A": "A", "O": "O", "~": "noisy"}  # "~" is no name for a TensorBoard tag
+CINC2017_METRICS = {"challenge_f1": "challenge F1", "macro_auroc": "macro AUROC"}
 PARADIGM_TITLES = {
     "inter-patient": "DS1 → DS2, inter-patient",
     "intra-patient": "intra-patient: each record's first half of beats → its second half",
@@ -85,6 +88,27 @@ def mitbih_scalars(models: dict[str, Any]) -> dict[str, float]:
         for group in ("robustness", "nstdb_records"):
             for cond, r in res.get(group, {}).items():
                 out[f"{p}/mitbih_auroc_{group}_{cond}"] = r["macro_auroc"]
+    return finite(out)
+
+
+def cinc2017_scalars(models: dict[str, Any]) -> dict[str, float]:
+    """Flat scalars of a CinC-2017 report: test metrics per fraction, calibration, robustness, paired difference."""
+    out = {}
+    for model, res in models.items():
+        p, fractions = PREFIX[model], res["fractions"]
+        for frac, r in fractions.items():
+            suffix = "" if float(frac) == max(map(float, fractions)) else f"_frac{frac}"
+            for key in ("challenge_f1", "macro_auroc", "accuracy"):
+                out[f"{p}/cinc2017_{key}{suffix}"] = r[key]
+            for cls, c in r["per_class"].items():
+                out[f"{p}/cinc2017_auroc_{CINC2017_TAGS[cls]}{suffix}"] = c["auroc"]
+        for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+            out[f"{p}/cinc2017_{key}"] = res["calibration"][key]
+        for cond, r in res.get("robustness", {}).items():
+            out[f"{p}/cinc2017_auroc_{cond}"] = r["macro_auroc"]
+            out[f"{p}/cinc2017_challenge_f1_{cond}"] = r["challenge_f1"]
+        for key, d in res.get("vs_random_init", {}).items():
+            out[f"{p}/cinc2017_{key}_minus_random_init"] = d["difference"]
     return finite(out)
 
 
@@ -287,6 +311,84 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def cinc2017_markdown(report: dict[str, Any]) -> str:
+    """CinC-2017 report: test metrics per model and fraction, paired difference, calibration, robustness."""
+    models = report["models"]
+    names = list(models)
+    parts = [
+        f"# PhysioNet/CinC Challenge 2017 rhythm probe (N, A, O, ~)\n\n{_preamble(report)}",
+        "## Test records A05001–A06000 [bootstrap 95 % CI over records]\n\nChallenge F1: the challenge's score, "
+        "F1 = 2·TP/(row + column) per class averaged over N, A and O (~ is classified but not averaged). "
+        "Macro AUROC: one-vs-rest over the four classes.",
+    ]
+    classes = next(iter(models[names[0]]["fractions"].values()))["per_class"]
+    header = [
+        "train fraction",
+        "train records",
+        *CINC2017_METRICS.values(),
+        *(f"AUROC {c}" for c in classes),
+        "accuracy",
+    ]
+    for m in names:
+        rows = [
+            [
+                f"{float(frac):.0%}",
+                str(r["n_train"]),
+                *(fmt(r[k], r.get("ci95", {}).get(k)) for k in CINC2017_METRICS),
+                *(fmt(c["auroc"]) for c in r["per_class"].values()),
+                fmt(r["accuracy"]),
+            ]
+            for frac, r in models[m]["fractions"].items()
+        ]
+        parts += [f"### {m}\n", table(header, rows)]
+    paired = models.get("model", {}).get("vs_random_init")
+    if paired:
+        lines = [
+            f"{CINC2017_METRICS[key]} {fmt(d['difference'], d['ci95'])}, not positive in "
+            f"{d['share_not_positive']:.1%} of {d['n_boot']} resamples"
+            for key, d in paired.items()
+        ]
+        parts.append(
+            "Paired difference, model − random init (100 % heads, same test-record resamples): "
+            + "; ".join(lines)
+            + "."
+        )
+    cal_rows = [
+        [
+            m,
+            f"{c['temperature']:.2f}",
+            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
+            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+        ]
+        for m in names
+        for c in [models[m]["calibration"]]
+    ]
+    parts += [
+        "## Calibration (100 % head; top-label ECE, 15 bins; temperature fitted on the validation records)\n",
+        table(["model", "T", "ECE before → after", "Brier before → after"], cal_rows),
+    ]
+    robust = [m for m in names if "robustness" in models[m]]
+    if robust:
+        conds = list(models[robust[0]]["robustness"])
+        rows = [
+            [c]
+            + [
+                fmt(r[k], r.get("ci95", {}).get(k))
+                for m in robust
+                for r in [models[m]["robustness"][c]]
+                for k in CINC2017_METRICS
+            ]
+            for c in conds
+        ]
+        header = ["condition", *(f"{m} {name}" for m in robust for name in CINC2017_METRICS.values())]
+        parts += [
+            "## Robustness: NSTDB noise added to the test records (100 % heads, trained on clean records)\n",
+            table(header, rows),
+        ]
+    parts.append(_figures(report))
+    return "\n\n".join(parts) + "\n"
+
+
 def _preamble(report: dict[str, Any]) -> str:
     settings = "\n".join(f"- {k}: {v}" for k, v in report["settings"].items())
     data = "\n".join(f"- {k}: {v}" for k, v in report["data"].items())
@@ -301,10 +403,12 @@ def write_report(report: dict[str, Any], out: Path, step: int = 0) -> None:
     """report.json, report.md, figures and TensorBoard scalars under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     probe, models = report["probe"], report["models"]
-    if probe == "ptbxl":
-        figures, scalars, markdown = _ptbxl_figures(models, out), ptbxl_scalars(models), ptbxl_markdown
-    else:
-        figures, scalars, markdown = _mitbih_figures(models, out), mitbih_scalars(models), mitbih_markdown
+    figures_of, scalars_of, markdown = {
+        "ptbxl": (_ptbxl_figures, ptbxl_scalars, ptbxl_markdown),
+        "mitbih": (_mitbih_figures, mitbih_scalars, mitbih_markdown),
+        "cinc2017": (_cinc2017_figures, cinc2017_scalars, cinc2017_markdown),
+    }[probe]
+    figures, scalars = figures_of(models, out), scalars_of(models)
     curves, title = _reliability_curves(probe, models)
     plot_reliability(curves, title, out / f"{probe}_reliability.png")
     report = {**report, "figures": [*figures, f"{probe}_reliability.png"], "scalars": scalars}
@@ -321,7 +425,7 @@ def _reliability_curves(probe: str, models: dict[str, Any]) -> tuple[dict[str, A
         title = f"PTB-XL {label_set}: reliability (fold 10)"
     else:
         rel = {m: res["reliability"] for m, res in models.items() if "reliability" in res}
-        title = "MIT-BIH DS2: top-label reliability"
+        title = {"mitbih": "MIT-BIH DS2", "cinc2017": "CinC 2017 test records"}[probe] + ": top-label reliability"
     return {f"{m} {when}": curve for m, r in rel.items() for when, curve in r.items()}, title
 
 
@@ -370,6 +474,16 @@ def _mitbih_figures(models: dict[str, Any], out: Path) -> list[str]:
         references[title] = {m: r["nstdb_records"]["clean"]["macro_auroc"] for m, r in models.items() if m in real}
     plot_curves(panels, "SNR (dB)", out / "mitbih_auroc_vs_snr.png", references)
     return ["mitbih_auroc_vs_snr.png"]
+
+
+def _cinc2017_figures(models: dict[str, Any], out: Path) -> list[str]:
+    robust = {m: r["robustness"] for m, r in models.items() if "robustness" in r}
+    if not robust:
+        return []
+    panels = snr_panels(robust)
+    clean = {m: r["clean"]["macro_auroc"] for m, r in robust.items()}
+    plot_curves(panels, "SNR (dB)", out / "cinc2017_auroc_vs_snr.png", dict.fromkeys(panels, clean))
+    return ["cinc2017_auroc_vs_snr.png"]
 
 
 def _nstdb_snr(name: str) -> float:
