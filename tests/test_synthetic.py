@@ -59,7 +59,7 @@ def test_second_build_is_cached_and_new_parameters_rebuild(synthetic_dir, monkey
 
 def _check_interfaces_batch(batch, B: int, n_global: int, n_local: int, crop_samples: tuple[int, int]):
     """The pretraining batch contract of docs/INTERFACES.md."""
-    assert set(batch) == {"global", "local", "sample_rate_hz"}
+    assert set(batch) == {"global", "local", "sample_rate_hz", "n_global_crops", "n_local_crops"}
     assert isinstance(batch["sample_rate_hz"], float) and batch["sample_rate_hz"] == 250.0
     for group, n_crops, T in (("global", n_global, crop_samples[0]), ("local", n_local, crop_samples[1])):
         crops = batch[group]
