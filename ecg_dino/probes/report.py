@@ -161,6 +161,21 @@ def snr_panels(robust: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[s
     return panels
 
 
+def calibration_table(models: dict[str, Any], names: list[str], how: str) -> str:
+    """The calibration section of a single-label report: temperature, ECE and Brier before → after scaling."""
+    rows = [
+        [
+            m,
+            f"{c['temperature']:.2f}",
+            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
+            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+        ]
+        for m in names
+        for c in [models[m]["calibration"]]
+    ]
+    return f"## Calibration ({how})\n\n" + table(["model", "T", "ECE before → after", "Brier before → after"], rows)
+
+
 def ptbxl_markdown(report: dict[str, Any]) -> str:
     """PTB-XL report: AUROC by label set × fraction, calibration, robustness; model vs random init."""
     models = report["models"]
@@ -271,20 +286,7 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
             f"### Confusion matrix: {m} (rows true, columns predicted)\n",
             table(["", *classes], [[c] + [str(v) for v in row] for c, row in zip(classes, cm)]),
         ]
-    cal_rows = [
-        [
-            m,
-            f"{c['temperature']:.2f}",
-            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
-            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
-        ]
-        for m in names
-        for c in [models[m]["calibration"]]
-    ]
-    parts += [
-        "## Calibration (top-label ECE, 15 bins; temperature fitted on the validation beats)\n",
-        table(["model", "T", "ECE before → after", "Brier before → after"], cal_rows),
-    ]
+    parts.append(calibration_table(models, names, "top-label ECE, 15 bins; temperature fitted on the validation beats"))
     for group, title in (
         ("robustness", "Robustness: NSTDB noise added to a DS2 subsample"),
         (
@@ -353,20 +355,11 @@ def cinc2017_markdown(report: dict[str, Any]) -> str:
             + "; ".join(lines)
             + "."
         )
-    cal_rows = [
-        [
-            m,
-            f"{c['temperature']:.2f}",
-            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
-            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
-        ]
-        for m in names
-        for c in [models[m]["calibration"]]
-    ]
-    parts += [
-        "## Calibration (100 % head; top-label ECE, 15 bins; temperature fitted on the validation records)\n",
-        table(["model", "T", "ECE before → after", "Brier before → after"], cal_rows),
-    ]
+    parts.append(
+        calibration_table(
+            models, names, "100 % head; top-label ECE, 15 bins; temperature fitted on the validation records"
+        )
+    )
     robust = [m for m in names if "robustness" in models[m]]
     if robust:
         conds = list(models[robust[0]]["robustness"])
