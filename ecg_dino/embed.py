@@ -196,7 +196,8 @@ class _Accumulator:
             "mean": self.mean / self.n_crops,
         }
         if self.patch_sum is not None:
-            row["patches"] = (self.patch_sum / np.maximum(self.patch_count, 1)).astype(np.float32)
+            row["patches"] = (self.patch_sum / np.maximum(self.patch_count, 1)).astype(np.float16)
+            row["patch_valid"] = self.patch_count[..., 0] > 0
         return row
 
 
@@ -247,13 +248,20 @@ def embed_records(
     return rows_to_columns(rows)
 
 
+# Per-record arrays whose shapes differ between records: stored as raw bytes with their shape and dtype. Patch
+# tokens [L, P, D] are kept in float16 (half the disk and memory; the probes' heads see no difference) and
+# ``patch_valid`` [L, P] marks the patches some crop covered.
+RAGGED_COLUMNS = {"patches": np.float16, "patch_valid": np.bool_}
+TABLE_FORMAT = 2  # part of the cache key: 1 stored float32 patches without patch_valid
+
+
 def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """List of per-record dicts -> dict of stacked columns (patch arrays stay a list: shapes differ)."""
+    """List of per-record dicts -> dict of stacked columns (ragged arrays stay a list: shapes differ)."""
     if not rows:
         return {"record_id": np.array([], dtype=object)}
     cols: dict[str, Any] = {"record_id": np.array([r["record_id"] for r in rows], dtype=object)}
     for key in rows[0]:
-        if key == "patches":
+        if key in RAGGED_COLUMNS:
             cols[key] = [r[key] for r in rows]
         elif key != "record_id":
             cols[key] = np.stack([np.asarray(r[key]) for r in rows]).astype(np.float32)
@@ -261,13 +269,14 @@ def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_table(columns: dict[str, Any], path: Path) -> None:
-    """Write embedding columns to Parquet: 2-D float arrays as fixed-size lists, patch arrays as float32
-    bytes with their shape."""
+    """Write embedding columns to Parquet: 2-D float arrays as fixed-size lists, ragged arrays as bytes of their
+    ``RAGGED_COLUMNS`` dtype with their shape."""
     arrays: dict[str, pa.Array] = {}
     for key, value in columns.items():
-        if key == "patches":
-            arrays[key] = pa.array([np.ascontiguousarray(p, dtype=np.float32).tobytes() for p in value], pa.binary())
-            arrays["patches_shape"] = pa.array([list(p.shape) for p in value], pa.list_(pa.int32()))
+        if key in RAGGED_COLUMNS:
+            dtype = RAGGED_COLUMNS[key]
+            arrays[key] = pa.array([np.ascontiguousarray(p, dtype=dtype).tobytes() for p in value], pa.binary())
+            arrays[f"{key}_shape"] = pa.array([list(p.shape) for p in value], pa.list_(pa.int32()))
         elif isinstance(value, np.ndarray) and value.ndim == 2:
             flat = pa.array(value.astype(np.float32).ravel())
             arrays[key] = pa.FixedSizeListArray.from_arrays(flat, value.shape[1])
@@ -285,11 +294,11 @@ def read_table(path: Path) -> dict[str, Any]:
     cols: dict[str, Any] = {}
     for key in table.column_names:
         col = table.column(key).combine_chunks()
-        if key == "patches_shape":
+        if key.removesuffix("_shape") in RAGGED_COLUMNS and key.endswith("_shape"):
             continue
-        if key == "patches":
-            shapes = table.column("patches_shape").to_pylist()
-            cols[key] = [np.frombuffer(b, np.float32).reshape(s) for b, s in zip(col.to_pylist(), shapes)]
+        if key in RAGGED_COLUMNS:
+            shapes = table.column(f"{key}_shape").to_pylist()
+            cols[key] = [np.frombuffer(b, RAGGED_COLUMNS[key]).reshape(s) for b, s in zip(col.to_pylist(), shapes)]
         elif pa.types.is_fixed_size_list(col.type):
             cols[key] = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
         else:
@@ -307,7 +316,8 @@ class EmbeddingCache:
         """The file of one (backbone, data, options dataclass) triple; None when caching is off."""
         if self.root is None:
             return None
-        blob = json.dumps({"backbone": backbone_key, "data": data_key, "options": asdict(options)}, sort_keys=True)
+        key = {"backbone": backbone_key, "data": data_key, "options": asdict(options), "format": TABLE_FORMAT}
+        blob = json.dumps(key, sort_keys=True)
         return self.root / f"{hashlib.sha256(blob.encode()).hexdigest()[:32]}.parquet"
 
     def get_or_compute(
@@ -338,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-seconds", type=float, default=EmbedOptions.crop_seconds)
     p.add_argument("--long-rule", choices=LONG_RULES, default=EmbedOptions.long_rule)
     p.add_argument("--stride-fraction", type=float, default=EmbedOptions.stride_fraction)
-    p.add_argument("--patches", action="store_true", help="also store patch embeddings [L, P, D]")
+    p.add_argument(
+        "--patches", action="store_true", help="also store patch embeddings [L, P, D] (float16) and patch_valid [L, P]"
+    )
     p.add_argument(
         "--beats",
         action="store_true",

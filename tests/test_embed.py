@@ -108,6 +108,7 @@ def test_sliding_crops_average_patch_tokens_over_the_whole_record(backbone: torc
     P = int(5.0 * backbone.sample_rate_hz) // backbone.patch_samples
     assert out["patches"][0].shape == (12, P, backbone.embed_dim)
     assert np.all(np.abs(out["patches"][0]).sum(-1) > 0)  # every patch covered by some crop
+    assert out["patches"][0].dtype == np.float16 and out["patch_valid"][0].all()
 
 
 def test_parquet_round_trip_and_cache(tmp_path: Path, backbone: torch.nn.Module) -> None:
@@ -116,6 +117,8 @@ def test_parquet_round_trip_and_cache(tmp_path: Path, backbone: torch.nn.Module)
     back = read_table(tmp_path / "e.parquet")
     np.testing.assert_array_equal(back["cls"], cols["cls"])
     np.testing.assert_array_equal(back["patches"][1], cols["patches"][1])
+    np.testing.assert_array_equal(back["patch_valid"][0], cols["patch_valid"][0])
+    assert back["patches"][0].dtype == np.float16 and back["patch_valid"][0].dtype == bool
     calls = []
     cache = EmbeddingCache(tmp_path / "cache")
 

@@ -116,9 +116,24 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(small_cinc: Path, tmp_path: 
     assert "probe/cinc2017_challenge_f1" in report["scalars"] and "probe/cinc2017_auroc_noisy" in report["scalars"]
     for name in ("report.md", "cinc2017_auroc_vs_snr.png", "cinc2017_reliability.png"):
         assert (out / name).is_file()
+    attentive = model["attentive"]  # --head both is the default
+    assert attentive["n_train"] == 8 and attentive["n_records"] == 8 and 0 <= attentive["macro_auroc"] <= 1
+    assert set(attentive["val_macro_auroc"]) == {"0.01", "0.1", "1"} and attentive["epochs"] >= 1
+    assert set(attentive["vs_random_init"]) == {"challenge_f1", "macro_auroc"}
+    assert "attentive" in report["models"]["random_init"]
+    assert "probe/cinc2017_attentive_macro_auroc_minus_random_init" in report["scalars"]
     md = (out / "report.md").read_text()
-    assert "sliding 4 s crops every 2 s" in md and "Paired difference, model − random init" in md
+    assert "sliding 4 s crops every 2 s" in md and "Linear heads, paired difference model − random init" in md
+    assert "### Attentive head" in md and "Attentive heads, paired difference model − random init" in md
     assert any((out / "tensorboard").iterdir())
+
+    only = tmp_path / "attentive_only"  # the patch tokens come from the cache the first run wrote
+    argv = ["probe-cinc2017", "--ckpt", str(tiny_backbone_file), "--cinc2017", str(small_cinc), "--out", str(only)]
+    argv += ["--head", "attentive", "--n-boot", "20", "--cache-dir", str(tmp_path / "cache")]
+    assert cli_main(argv) == 0
+    alone = json.loads((only / "report.json").read_text())["models"]["model"]
+    assert set(alone) == {"attentive"} and alone["attentive"]["macro_auroc"] == attentive["macro_auroc"]
+    assert "Linear head" not in (only / "report.md").read_text()
 
     cmp = tmp_path / "cmp"
     assert cli_main(["compare", "--out", str(cmp), "--cinc2017", f"tiny={out / 'report.json'}"]) == 0
@@ -126,4 +141,6 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(small_cinc: Path, tmp_path: 
     assert list(result["cinc2017"]) == ["random init", "tiny"]
     assert result["cinc2017"]["tiny"]["challenge_f1"]["value"] == full["challenge_f1"]
     assert set(result["checks"]["cinc2017_auroc_drop_clean_to_em_0dB"]) == {"random init", "tiny"}
+    assert result["cinc2017"]["tiny"]["attentive"]["macro_auroc"]["value"] == attentive["macro_auroc"]
     assert "CinC 2017 macro AUROC lost from clean to em_0dB" in (cmp / "comparison.md").read_text()
+    assert "attentive paired Δ" in (cmp / "comparison.md").read_text()

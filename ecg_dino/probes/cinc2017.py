@@ -12,6 +12,7 @@ macro one-vs-rest AUROC over all four classes.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from datamodules.readers import make_reader
 from datamodules.readers.base import Reader, RecordRef
 from datamodules.readers.cinc2017 import CLASSES, SPLITS
+from ecg_dino.probes.attentive import RecordTokens, fit_attentive
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
 from ecg_dino.probes.metrics import (
@@ -175,30 +177,71 @@ def fit_fractions(
     return results, head
 
 
+def attentive_probe(
+    records: RecordTokens, split: CinC2017Split, seed: int, n_boot: int, num_queries: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The attentive head on every training record's patch tokens (weight decay and epoch chosen on validation),
+    tested; also returns its test probabilities."""
+    y = split.labels
+    train, val, test = (split.indices(p) for p in SPLITS)
+    t0 = time.perf_counter()
+    probe = fit_attentive(
+        records.take(train),
+        y[train],
+        records.take(val),
+        y[val],
+        multilabel=False,
+        class_weights=balanced_class_weights(y[train], len(CLASSES)),
+        num_queries=num_queries,
+        seed=seed,
+    )
+    prob = probe.scores(records.take(test))
+    res = evaluate(prob, y[test], n_boot, seed)
+    res.update(
+        n_train=len(train),
+        weight_decay=probe.weight_decay,
+        epochs=probe.epochs,
+        val_macro_auroc={f"{k:g}": v for k, v in probe.val_macro_auroc.items()},
+        fit_seconds=round(time.perf_counter() - t0, 1),
+    )
+    return res, prob
+
+
 def run_cinc2017(
     split: CinC2017Split,
     embed: Callable[[str, list[int], Any], np.ndarray],
+    tokens: Callable[[], RecordTokens],
+    heads: tuple[str, ...],
     fractions: tuple[float, ...],
     conditions: list[Any],
     seed: int,
     n_boot: int,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Heads at each fraction, calibration and noise robustness for one backbone whose features ``embed`` gives;
-    also returns the 100 % head's test probabilities (for the paired difference to another backbone).
+    num_queries: int = 4,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """For one backbone: linear heads at each fraction with calibration and noise robustness, and/or the
+    attentive head at 100 %; also returns each head's test probabilities (for paired differences).
 
-    ``embed(tag, indices, condition)`` gives features [len(indices), F] of those records (condition None: clean).
+    ``embed(tag, indices, condition)`` gives features [len(indices), F] of those records (condition None: clean);
+    ``tokens()`` the patch tokens of every clean record.
     """
-    features = embed("clean", list(range(len(split.refs))), None)
-    results, head = fit_fractions(features, split, fractions, seed, n_boot)
+    results: dict[str, Any] = {}
+    probs: dict[str, np.ndarray] = {}
     test = split.indices("test")
     y_test = split.labels[test]
-    if conditions:
-        clean = results["fractions"][f"{max(fractions):g}"]
-        results["robustness"] = {"clean": _headline(clean)}
-        for condition in conditions:
-            prob = head.scores(embed(condition.name, test.tolist(), condition))
-            results["robustness"][condition.name] = _headline(evaluate(prob, y_test, n_boot, seed))
-    return results, head.scores(features[test])
+    if "linear" in heads:
+        features = embed("clean", list(range(len(split.refs))), None)
+        linear, head = fit_fractions(features, split, fractions, seed, n_boot)
+        results.update(linear)
+        probs["linear"] = head.scores(features[test])
+        if conditions:
+            clean = results["fractions"][f"{max(fractions):g}"]
+            results["robustness"] = {"clean": _headline(clean)}
+            for condition in conditions:
+                prob = head.scores(embed(condition.name, test.tolist(), condition))
+                results["robustness"][condition.name] = _headline(evaluate(prob, y_test, n_boot, seed))
+    if "attentive" in heads:
+        results["attentive"], probs["attentive"] = attentive_probe(tokens(), split, seed, n_boot, num_queries)
+    return results, probs
 
 
 def _headline(res: dict[str, Any]) -> dict[str, Any]:

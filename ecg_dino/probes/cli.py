@@ -13,7 +13,7 @@ import hashlib
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from ecg_dino.embed import (
 )
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import cinc2017, mitbih, ptbxl
+from ecg_dino.probes.attentive import RecordTokens
 from ecg_dino.probes.linear import LinearProbe
 from ecg_dino.probes.report import write_report
 from ecg_dino.probes.robustness import (
@@ -61,6 +62,31 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--cache-dir", type=optional_path, default=DEFAULT_CACHE, help="embedding cache ('' disables)")
     p.add_argument("--step", type=int, default=0, help="TensorBoard step of the scalars")
+
+
+HEAD_CHOICES = {"linear": ("linear",), "attentive": ("attentive",), "both": ("linear", "attentive")}
+_LINEAR_TEXT = "linear: L2-penalised logistic regression, L2 chosen by validation macro AUROC"
+_ATTENTIVE_TEXT = (
+    "attentive: {queries} learnable queries, 4-head cross-attention over every lead × patch token of the record "
+    "(time code added; padding and absent leads masked), linear classifier; AdamW, weight decay and epoch chosen "
+    "by validation macro AUROC"
+)
+HEAD_TEXT = {
+    "linear": _LINEAR_TEXT,
+    "attentive": _ATTENTIVE_TEXT,
+    "both": f"{_LINEAR_TEXT}; {_ATTENTIVE_TEXT}",
+}
+
+
+def head_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--head",
+        choices=HEAD_CHOICES,
+        default="both",
+        help="linear: class token ‖ mean patch token, at every fraction, with robustness; attentive: learnable "
+        "queries over the patch tokens (100 %% of the labels); both (default)",
+    )
+    p.add_argument("--attentive-queries", type=int, default=4, help="learnable queries of the attentive head (1-4)")
 
 
 def backbone_specs(args: argparse.Namespace) -> dict[str, BackboneSpec]:
@@ -93,9 +119,11 @@ def record_embedder(
     noise_dir: Path,
     seed: int,
     timings: Timings,
-) -> Callable[[str, list[int], Condition | None], np.ndarray]:
-    """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those records of a split, cached."""
+) -> tuple[Callable[[str, list[int], Condition | None], np.ndarray], Callable[[], RecordTokens]]:
+    """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those records of a split, and
+    ``tokens()`` -> the patch tokens of every clean record (``options.patches``), from one cached table."""
     data = split.data_key
+    tables: dict[str, dict[str, Any]] = {}
 
     def records(indices: list[int], condition: Condition | None) -> Any:
         model = backbone()
@@ -107,18 +135,31 @@ def record_embedder(
                 )
             yield record
 
-    def embed(tag: str, indices: list[int], condition: Condition | None) -> np.ndarray:
+    def columns(tag: str, indices: list[int], condition: Condition | None) -> dict[str, Any]:
+        opts = options if condition is None else replace(options, patches=False)  # tokens: clean records only
+
         def compute() -> dict[str, Any]:
             t0 = time.perf_counter()
-            cols = embed_records(backbone(), records(indices, condition), options, len(indices), desc=tag)
+            cols = embed_records(backbone(), records(indices, condition), opts, len(indices), desc=tag)
             timings[tag] = time.perf_counter() - t0
             return cols
 
         key = f"{data}:{tag}:{seed if condition else ''}:{index_key(indices)}"
-        cols = cache.get_or_compute(spec.cache_key(), key, options, compute)
+        if key not in tables:
+            tables[key] = cache.get_or_compute(spec.cache_key(), key, opts, compute)
+        return tables[key]
+
+    def embed(tag: str, indices: list[int], condition: Condition | None) -> np.ndarray:
+        cols = columns(tag, indices, condition)
         return np.concatenate([cols["cls"], cols["mean"]], axis=1)
 
-    return embed
+    def tokens() -> RecordTokens:
+        if not options.patches:
+            raise ValueError("patch tokens need EmbedOptions(patches=True)")
+        cols = columns("clean", list(range(len(split.refs))), None)
+        return RecordTokens(cols["patches"], cols["patch_valid"], backbone().patch_seconds)
+
+    return embed, tokens
 
 
 def main_ptbxl(argv: list[str] | None = None) -> int:
@@ -200,10 +241,17 @@ def main_cinc2017(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=None, help="only the first N records of each split (smoke tests)")
     p.add_argument("--crop-seconds", type=float, default=4.0, help="the trained crop length")
     p.add_argument("--batch-size", type=int, default=EmbedOptions.batch_size)
+    head_arguments(p)
     common_arguments(p)
     args = p.parse_args(argv)
     args.out = args.out or args.ckpt.parent / "probe-cinc2017"
-    options = EmbedOptions(crop_seconds=args.crop_seconds, precision=args.precision, batch_size=args.batch_size)
+    heads = HEAD_CHOICES[args.head]
+    options = EmbedOptions(
+        crop_seconds=args.crop_seconds,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        patches="attentive" in heads,
+    )
     try:
         split = cinc2017.CinC2017Split.load(args.cinc2017, args.limit)
         noise_dir = noise_folder(args, args.cinc2017)
@@ -212,17 +260,27 @@ def main_cinc2017(argv: list[str] | None = None) -> int:
         models, timings, probs = {}, {}, {}
         for name, spec in backbone_specs(args).items():
             timings[name] = {}
-            embed = record_embedder(
+            embed, tokens = record_embedder(
                 split, spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
             )
             models[name], probs[name] = cinc2017.run_cinc2017(
-                split, embed, tuple(args.fractions), conditions, args.seed, args.n_boot
+                split,
+                embed,
+                tokens,
+                heads,
+                tuple(args.fractions),
+                conditions if "linear" in heads else [],
+                args.seed,
+                args.n_boot,
+                args.attentive_queries,
             )
         if "random_init" in probs and args.n_boot:
             y_test = split.labels[split.indices("test")]
-            models["model"]["vs_random_init"] = cinc2017.paired_differences(
-                probs["model"], probs["random_init"], y_test, args.n_boot, args.seed
-            )
+            for head in heads:
+                paired = cinc2017.paired_differences(
+                    probs["model"][head], probs["random_init"][head], y_test, args.n_boot, args.seed
+                )
+                (models["model"] if head == "linear" else models["model"][head])["vs_random_init"] = paired
     except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
         print(f"ecg-dino probe-cinc2017: error: {e}", file=sys.stderr)
         return 2
@@ -235,7 +293,7 @@ def main_cinc2017(argv: list[str] | None = None) -> int:
             "embedding": asdict(options),
             "features": f"class token ‖ mean of valid patch tokens, each averaged over sliding {crop:g} s crops "
             f"every {stride:g} s (the last flush with the record's end)",
-            "head": "class-balanced cross-entropy; L2 chosen by validation macro AUROC",
+            "head": HEAD_TEXT[args.head].format(queries=args.attentive_queries),
             "seed": args.seed,
             "bootstrap": f"{args.n_boot} resamples of test records",
             "label fractions": f"{args.fractions} of the training records, stratified by class",

@@ -98,15 +98,22 @@ def ptbxl_row(sets: dict[str, Any]) -> dict[str, Any]:
 
 
 def cinc2017_row(res: dict[str, Any]) -> dict[str, Any]:
-    """Test challenge F1 and macro AUROC of the 100 % head, its paired difference to random init, and the
-    clean -> em 0 dB loss of macro AUROC on the test records."""
-    fractions = res["fractions"]
-    full = fractions[max(fractions, key=float)]
-    row: dict[str, Any] = {
-        key: {"value": full[key], "ci95": full.get("ci95", {}).get(key)} for key in ("challenge_f1", "macro_auroc")
-    }
+    """Test challenge F1 and macro AUROC of the 100 % linear head, its paired difference to random init, the
+    clean -> em 0 dB loss of macro AUROC on the test records, and the attentive head's macro AUROC and paired
+    difference (each where the report has it)."""
+    fractions = res.get("fractions", {})
+    row: dict[str, Any] = {}
+    if fractions:
+        full = fractions[max(fractions, key=float)]
+        for key in ("challenge_f1", "macro_auroc"):
+            row[key] = {"value": full[key], "ci95": full.get("ci95", {}).get(key)}
     if "vs_random_init" in res:
         row["vs_random_init"] = res["vs_random_init"]
+    if "attentive" in res:
+        a = res["attentive"]
+        row["attentive"] = {"macro_auroc": {"value": a["macro_auroc"], "ci95": a.get("ci95", {}).get("macro_auroc")}}
+        if "vs_random_init" in a:
+            row["attentive"]["vs_random_init"] = a["vs_random_init"]
     robust = res.get("robustness", {})
     if "clean" in robust and NOISE in robust:
         clean, noisy = robust["clean"]["macro_auroc"], robust[NOISE]["macro_auroc"]
@@ -215,19 +222,24 @@ def markdown(result: dict[str, Any], sources: dict[str, str]) -> str:
         ]
     if result["cinc2017"]:
         header = ["model", "challenge F1", "macro AUROC", "paired Δ macro AUROC", "clean", "em 0 dB", "drop"]
+        header += ["attentive macro AUROC", "attentive paired Δ"]
         rows = [
             [
                 name,
-                *(fmt(r[k]["value"], r[k]["ci95"]) for k in ("challenge_f1", "macro_auroc")),
+                *(fmt(r[k]["value"], r[k]["ci95"]) if k in r else "–" for k in ("challenge_f1", "macro_auroc")),
                 _paired_cell(r),
                 *_robust_cells(r),
+                fmt(a["macro_auroc"]["value"], a["macro_auroc"]["ci95"]) if a else "–",
+                _paired_cell(a) if a else "–",
             ]
             for name, r in result["cinc2017"].items()
+            for a in [r.get("attentive")]
         ]
         parts += [
             "## CinC 2017 rhythm probe (A00001–A04500 → A05001–A06000, 100 % labels) [95 % CI, test records resampled]",
             "",
-            "Challenge F1: mean F1 of N, A and O. Paired Δ: model − random init on the same resamples.",
+            "Challenge F1: mean F1 of N, A and O. Paired Δ: model − random init on the same resamples, with the same "
+            "head (linear: class token ‖ mean patch token; attentive: learnable queries over the patch tokens).",
             "",
             table(header, rows),
             "",

@@ -92,23 +92,30 @@ def mitbih_scalars(models: dict[str, Any]) -> dict[str, float]:
 
 
 def cinc2017_scalars(models: dict[str, Any]) -> dict[str, float]:
-    """Flat scalars of a CinC-2017 report: test metrics per fraction, calibration, robustness, paired difference."""
+    """Flat scalars of a CinC-2017 report: linear test metrics per fraction, calibration, robustness, paired
+    difference; the attentive head's as ``cinc2017_attentive_…``."""
     out = {}
     for model, res in models.items():
-        p, fractions = PREFIX[model], res["fractions"]
+        p, fractions = PREFIX[model], res.get("fractions", {})
         for frac, r in fractions.items():
             suffix = "" if float(frac) == max(map(float, fractions)) else f"_frac{frac}"
             for key in ("challenge_f1", "macro_auroc", "accuracy"):
                 out[f"{p}/cinc2017_{key}{suffix}"] = r[key]
             for cls, c in r["per_class"].items():
                 out[f"{p}/cinc2017_auroc_{CINC2017_TAGS[cls]}{suffix}"] = c["auroc"]
-        for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+        for key in ("ece", "ece_scaled", "brier", "brier_scaled") if "calibration" in res else ():
             out[f"{p}/cinc2017_{key}"] = res["calibration"][key]
         for cond, r in res.get("robustness", {}).items():
             out[f"{p}/cinc2017_auroc_{cond}"] = r["macro_auroc"]
             out[f"{p}/cinc2017_challenge_f1_{cond}"] = r["challenge_f1"]
         for key, d in res.get("vs_random_init", {}).items():
             out[f"{p}/cinc2017_{key}_minus_random_init"] = d["difference"]
+        if "attentive" in res:
+            r = res["attentive"]
+            for key in ("challenge_f1", "macro_auroc", "accuracy"):
+                out[f"{p}/cinc2017_attentive_{key}"] = r[key]
+            for key, d in r.get("vs_random_init", {}).items():
+                out[f"{p}/cinc2017_attentive_{key}_minus_random_init"] = d["difference"]
     return finite(out)
 
 
@@ -314,7 +321,8 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
 
 
 def cinc2017_markdown(report: dict[str, Any]) -> str:
-    """CinC-2017 report: test metrics per model and fraction, paired difference, calibration, robustness."""
+    """CinC-2017 report: linear test metrics per model and fraction, the attentive head, paired differences,
+    calibration, robustness."""
     models = report["models"]
     names = list(models)
     parts = [
@@ -323,43 +331,28 @@ def cinc2017_markdown(report: dict[str, Any]) -> str:
         "F1 = 2·TP/(row + column) per class averaged over N, A and O (~ is classified but not averaged). "
         "Macro AUROC: one-vs-rest over the four classes.",
     ]
-    classes = next(iter(models[names[0]]["fractions"].values()))["per_class"]
-    header = [
-        "train fraction",
-        "train records",
-        *CINC2017_METRICS.values(),
-        *(f"AUROC {c}" for c in classes),
-        "accuracy",
-    ]
-    for m in names:
+    linear = [m for m in names if "fractions" in models[m]]
+    for m in linear:
+        fractions = models[m]["fractions"]
+        rows = [[f"{float(frac):.0%}", str(r["n_train"]), *_cinc2017_cells(r)] for frac, r in fractions.items()]
+        header = ["train fraction", "train records", *_cinc2017_header(next(iter(fractions.values())))]
+        parts += [f"### Linear head: {m}\n", table(header, rows)]
+    if linear:
+        parts.append(_cinc2017_paired("Linear heads", models.get("model", {}).get("vs_random_init")))
+    attentive = [m for m in names if "attentive" in models[m]]
+    if attentive:
         rows = [
-            [
-                f"{float(frac):.0%}",
-                str(r["n_train"]),
-                *(fmt(r[k], r.get("ci95", {}).get(k)) for k in CINC2017_METRICS),
-                *(fmt(c["auroc"]) for c in r["per_class"].values()),
-                fmt(r["accuracy"]),
-            ]
-            for frac, r in models[m]["fractions"].items()
+            [m, *_cinc2017_cells(r), f"{r['weight_decay']:g}", str(r["epochs"]), f"{r['fit_seconds']:.0f}"]
+            for m in attentive
+            for r in [models[m]["attentive"]]
         ]
-        parts += [f"### {m}\n", table(header, rows)]
-    paired = models.get("model", {}).get("vs_random_init")
-    if paired:
-        lines = [
-            f"{CINC2017_METRICS[key]} {fmt(d['difference'], d['ci95'])}, not positive in "
-            f"{d['share_not_positive']:.1%} of {d['n_boot']} resamples"
-            for key, d in paired.items()
-        ]
-        parts.append(
-            "Paired difference, model − random init (100 % heads, same test-record resamples): "
-            + "; ".join(lines)
-            + "."
-        )
-    parts.append(
-        calibration_table(
-            models, names, "100 % head; top-label ECE, 15 bins; temperature fitted on the validation records"
-        )
-    )
+        header = ["model", *_cinc2017_header(models[attentive[0]]["attentive"]), "weight decay", "epoch kept", "fit s"]
+        parts += ["### Attentive head (100 % of the training records)\n", table(header, rows)]
+        paired = models.get("model", {}).get("attentive", {}).get("vs_random_init")
+        parts.append(_cinc2017_paired("Attentive heads", paired))
+    if linear:
+        how = "100 % linear head; top-label ECE, 15 bins; temperature fitted on the validation records"
+        parts.append(calibration_table(models, linear, how))
     robust = [m for m in names if "robustness" in models[m]]
     if robust:
         conds = list(models[robust[0]]["robustness"])
@@ -375,11 +368,37 @@ def cinc2017_markdown(report: dict[str, Any]) -> str:
         ]
         header = ["condition", *(f"{m} {name}" for m in robust for name in CINC2017_METRICS.values())]
         parts += [
-            "## Robustness: NSTDB noise added to the test records (100 % heads, trained on clean records)\n",
+            "## Robustness: NSTDB noise added to the test records (100 % linear heads, trained on clean records)\n",
             table(header, rows),
         ]
     parts.append(_figures(report))
     return "\n\n".join(parts) + "\n"
+
+
+def _cinc2017_header(r: dict[str, Any]) -> list[str]:
+    return [*CINC2017_METRICS.values(), *(f"AUROC {c}" for c in r["per_class"]), "accuracy"]
+
+
+def _cinc2017_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        *(fmt(r[k], r.get("ci95", {}).get(k)) for k in CINC2017_METRICS),
+        *(fmt(c["auroc"]) for c in r["per_class"].values()),
+        fmt(r["accuracy"]),
+    ]
+
+
+def _cinc2017_paired(what: str, paired: dict[str, Any] | None) -> str:
+    """One line: each metric's paired bootstrap difference, model − random init, with the same head."""
+    if not paired:
+        return ""
+    lines = [
+        f"{CINC2017_METRICS[key]} {fmt(d['difference'], d['ci95'])}, not positive in "
+        f"{d['share_not_positive']:.1%} of {d['n_boot']} resamples"
+        for key, d in paired.items()
+    ]
+    return f"{what}, paired difference model − random init (100 % heads, same test-record resamples): " + (
+        "; ".join(lines) + "."
+    )
 
 
 def _preamble(report: dict[str, Any]) -> str:
@@ -403,8 +422,10 @@ def write_report(report: dict[str, Any], out: Path, step: int = 0) -> None:
     }[probe]
     figures, scalars = figures_of(models, out), scalars_of(models)
     curves, title = _reliability_curves(probe, models)
-    plot_reliability(curves, title, out / f"{probe}_reliability.png")
-    report = {**report, "figures": [*figures, f"{probe}_reliability.png"], "scalars": scalars}
+    if curves:  # none with the attentive head alone
+        plot_reliability(curves, title, out / f"{probe}_reliability.png")
+        figures = [*figures, f"{probe}_reliability.png"]
+    report = {**report, "figures": figures, "scalars": scalars}
     (out / "report.json").write_text(json.dumps(to_jsonable(report), indent=1))
     (out / "report.md").write_text(markdown(report))
     write_tensorboard(scalars, out / "tensorboard", step)
