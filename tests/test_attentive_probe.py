@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ecg_dino.probes.attentive import AttentiveHead, AttentiveProbe, RecordTokens, fit_attentive
+from ecg_dino.probes.attentive import AttentiveHead, AttentiveProbe, RecordTokens, fit_attentive, time_code
 from ecg_dino.probes.linear import fit_probe
 from ecg_dino.probes.metrics import per_label_auroc
 
@@ -35,6 +35,27 @@ def test_padding_and_absent_leads_get_zero_attention() -> None:
         garbage = tokens.clone()
         garbage[~mask] = 1e4  # whatever sits in padded or uncovered slots must not matter
         torch.testing.assert_close(head(garbage, times, mask)[0], logits)
+
+
+def test_same_function_as_multihead_attention_with_learnable_queries() -> None:
+    """The reordered computation equals nn.MultiheadAttention on z = LayerNorm(token) + W_t·code(time)."""
+    torch.manual_seed(0)
+    head = AttentiveHead(DIM, num_outputs=3, num_queries=2, num_heads=4).eval()
+    with torch.no_grad():
+        for p in (head.norm.weight, head.norm.bias, head.time.bias, head.k_proj.bias, head.v_proj.bias):
+            p.normal_()  # not their 1/0 initial values, so the reordering of the affine parts is tested
+    records = ragged_records(np.random.default_rng(4))
+    tokens, times, mask = records.batch([0, 1, 2])
+    mha = torch.nn.MultiheadAttention(DIM, 4, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([head.q_proj.weight, head.k_proj.weight, head.v_proj.weight]))
+        mha.in_proj_bias.copy_(torch.cat([head.q_proj.bias, head.k_proj.bias, head.v_proj.bias]))
+        mha.out_proj.load_state_dict(head.out_proj.state_dict())
+        z = head.norm(tokens) + head.time(time_code(times))
+        out, ref_weights = mha(head.queries.expand(3, -1, -1), z, z, key_padding_mask=~mask)
+        logits, weights = head(tokens, times, mask)
+    torch.testing.assert_close(logits, head.classifier(out.flatten(1)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(weights, ref_weights, atol=1e-6, rtol=1e-5)
 
 
 def test_invariant_to_the_order_of_crops() -> None:

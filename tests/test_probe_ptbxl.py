@@ -116,3 +116,12 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
         assert (out / name).is_file()
     assert "probe/ptbxl_superdiagnostic_auroc" in report["scalars"]
     assert any((out / "tensorboard").iterdir())
+    attentive = res["attentive"]  # --head both is the default: the attentive head on every label set
+    assert attentive["n_train"] == full["n_train"] and 0 <= attentive["macro_auroc"] <= 1
+    assert set(attentive["val_macro_auroc"]) == {"0.01", "0.1", "1"}
+    for paired in (res["vs_random_init"], attentive["vs_random_init"]):  # each head beside its random-init twin
+        assert paired["n_boot"] == 50 and paired["ci95"][0] <= paired["difference"] <= paired["ci95"][1]
+    assert "attentive" in report["models"]["random_init"]["rhythm"]
+    assert "probe/ptbxl_rhythm_attentive_auroc_minus_random_init" in report["scalars"]
+    md = (out / "report.md").read_text()
+    assert "Linear vs attentive head" in md and "| superdiagnostic | attentive |" in md

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from ecg_dino.probes.linear import validation_score
 
@@ -35,7 +36,14 @@ def time_code(times_s: torch.Tensor) -> torch.Tensor:
 
 
 class AttentiveHead(nn.Module):
-    """``num_queries`` learnable queries, multi-head cross-attention over tokens [B, N, D], a linear classifier."""
+    """``num_queries`` learnable queries, multi-head cross-attention over z = LayerNorm(token) + W_t·code(time),
+    a linear classifier.
+
+    The function of ``nn.MultiheadAttention`` with learnable queries, computed in the order that suits frozen
+    tokens: each query is folded into the key projection (u = W_kᵀ·q, logits = z·u; constant terms such as the key
+    bias drop out of the softmax) and tokens are pooled before anything is projected (Σ a·z is affine in the
+    normalised token and the time code, so the LayerNorm's affine, W_t and W_v act on the pooled vectors). Per
+    token that costs 2·Q·H·(D + C) multiply-adds instead of 2·D², and no gradient flows through [B, N, D]."""
 
     def __init__(self, dim: int, num_outputs: int, num_queries: int = 4, num_heads: int = 4) -> None:
         super().__init__()
@@ -43,10 +51,12 @@ class AttentiveHead(nn.Module):
             raise ValueError(f"num_queries must be in 1..16, got {num_queries}")
         if dim % num_heads:
             raise ValueError(f"token dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
         self.norm = nn.LayerNorm(dim)
         self.time = nn.Linear(1 + 2 * len(TIME_PERIODS_S), dim)
         self.queries = nn.Parameter(torch.randn(num_queries, dim) * 0.02)
-        self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+        self.q_proj, self.k_proj, self.v_proj = (nn.Linear(dim, dim) for _ in range(3))
+        self.out_proj = nn.Linear(dim, dim)
         self.classifier = nn.Linear(num_queries * dim, num_outputs)
 
     def forward(
@@ -54,10 +64,23 @@ class AttentiveHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, K], attention [B, Q, N] averaged over heads) for tokens [B, N, D], times [B, N] and
         ``mask`` [B, N] (True: a real token; every row needs one)."""
-        x = self.norm(tokens) + self.time(time_code(times_s))
-        queries = self.queries.expand(len(tokens), -1, -1)
-        out, weights = self.attn(queries, x, x, key_padding_mask=~mask, need_weights=True)
-        return self.classifier(out.flatten(1)), weights
+        H, D = self.num_heads, tokens.shape[-1]
+        x = F.layer_norm(tokens, (D,), eps=self.norm.eps)  # the affine is applied after pooling
+        code = time_code(times_s)  # [B, N, C]
+        q = self.q_proj(self.queries).view(-1, H, D // H)  # [Q, H, d]
+        u = torch.einsum("qhd,hde->qhe", q, self.k_proj.weight.view(H, D // H, D)) / math.sqrt(D // H)  # [Q, H, D]
+        logits = torch.einsum("bnd,qhd->bqhn", x, u * self.norm.weight) + torch.einsum(
+            "bnc,qhc->bqhn", code, u @ self.time.weight
+        )
+        weights = logits.masked_fill(~mask[:, None, None, :], -math.inf).softmax(-1)  # [B, Q, H, N]
+        pooled = (
+            torch.einsum("bqhn,bnd->bqhd", weights, x) * self.norm.weight
+            + self.norm.bias
+            + self.time(torch.einsum("bqhn,bnc->bqhc", weights, code))
+        )  # [B, Q, H, D]: Σ_n a_n·z_n per query and head
+        values = torch.einsum("bqhd,hed->bqhe", pooled, self.v_proj.weight.view(H, D // H, D)).flatten(2)
+        out = self.out_proj(values + self.v_proj.bias)  # [B, Q, D]
+        return self.classifier(out.flatten(1)), weights.mean(2)
 
 
 @dataclass
@@ -82,17 +105,21 @@ class RecordTokens:
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens [B, N, D] float32, times [B, N] in seconds, mask [B, N]): each record's leads × patches
         flattened, padded to the longest; padding is masked."""
-        n = max(self.tokens[i].shape[0] * self.tokens[i].shape[1] for i in indices)
-        tokens = torch.zeros(len(indices), n, self.dim)
-        times = torch.zeros(len(indices), n)
-        mask = torch.zeros(len(indices), n, dtype=torch.bool)
-        for row, i in enumerate(indices):
-            leads, patches, _ = self.tokens[i].shape
-            k = leads * patches
-            tokens[row, :k] = torch.from_numpy(self.tokens[i].reshape(k, -1).astype(np.float32))
-            times[row, :k] = ((torch.arange(patches) + 0.5) * self.patch_seconds).repeat(leads)
-            mask[row, :k] = torch.tensor(self.valid[i].reshape(k))
-        return tokens, times, mask
+        flat = self._flat()
+        tokens, times, mask = (pad_sequence([part[i] for i in indices], batch_first=True) for part in flat)
+        return tokens.float(), times, mask
+
+    def _flat(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Per record: tokens [L·P, D] float16, times [L·P], valid [L·P]; made once (batches are cut every step)."""
+        if getattr(self, "_flat_cache", None) is None:
+            tokens, times, valid = [], [], []
+            for t, v in zip(self.tokens, self.valid):
+                leads, patches, dim = t.shape
+                tokens.append(torch.from_numpy(np.ascontiguousarray(t, np.float16).reshape(-1, dim)))
+                times.append(((torch.arange(patches) + 0.5) * self.patch_seconds).repeat(leads))
+                valid.append(torch.tensor(v.reshape(-1)))
+            self._flat_cache = tokens, times, valid
+        return self._flat_cache
 
 
 @dataclass
@@ -137,8 +164,8 @@ def train_head(
     seed: int = 0,
     lr: float = 1e-3,
     batch_size: int = 64,
-    max_epochs: int = 30,
-    patience: int = 5,
+    max_epochs: int = 20,
+    patience: int = 4,
 ) -> AttentiveProbe:
     """One head with one weight decay: AdamW, keeping the epoch with the best validation macro AUROC and
     stopping ``patience`` epochs after it."""

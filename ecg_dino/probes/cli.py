@@ -173,14 +173,17 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
     p.add_argument("--crop-seconds", type=float, default=EmbedOptions.crop_seconds, help="the trained crop length")
     p.add_argument("--long-rule", choices=LONG_RULES, default=EmbedOptions.long_rule)
     p.add_argument("--batch-size", type=int, default=EmbedOptions.batch_size)
+    head_arguments(p)
     common_arguments(p)
     args = p.parse_args(argv)
     args.out = args.out or args.ckpt.parent / "probe-ptbxl"
+    heads = HEAD_CHOICES[args.head]
     options = EmbedOptions(
         crop_seconds=args.crop_seconds,
         long_rule=args.long_rule,
         precision=args.precision,
         batch_size=args.batch_size,
+        patches="attentive" in heads,
     )
     try:
         split = ptbxl.PTBXLSplit.load(args.ptbxl, args.records_folder, args.limit)
@@ -188,21 +191,38 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
         noise_dir = noise_folder(args, args.ptbxl)
         conditions = [] if args.no_robustness else noise_conditions() + lead_conditions()
         cache = EmbeddingCache(args.cache_dir)
-        models, timings = {}, {}
+        models, timings, scores = {}, {}, {}
         for name, spec in specs.items():
             timings[name] = {}
-            embed = record_embedder(
+            embed, tokens = record_embedder(
                 split, spec, functools.cache(spec.load), options, cache, noise_dir, args.seed, timings[name]
             )
-            models[name] = ptbxl.run_ptbxl(
+            models[name], scores[name] = ptbxl.run_ptbxl(
                 split,
                 embed,
+                tokens,
+                heads,
                 tuple(args.label_sets),
                 tuple(args.fractions),
-                conditions,
+                conditions if "linear" in heads else [],
                 args.seed,
                 args.n_boot,
+                args.attentive_queries,
             )
+        if "random_init" in scores and args.n_boot:
+            statements = ptbxl.read_statements(split.root)
+            for label_set, res in models["model"].items():
+                for head in heads:
+                    paired = ptbxl.paired_auroc_difference(
+                        split,
+                        statements,
+                        label_set,
+                        scores["model"][label_set][head],
+                        scores["random_init"][label_set][head],
+                        args.n_boot,
+                        args.seed,
+                    )
+                    (res if head == "linear" else res[head])["vs_random_init"] = paired
     except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
         print(f"ecg-dino probe-ptbxl: error: {e}", file=sys.stderr)
         return 2
@@ -213,7 +233,8 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
         "models": models,
         "settings": {
             "embedding": asdict(options),
-            "features": "class token ‖ mean of valid patch tokens",
+            "features": "class token ‖ mean of valid patch tokens (linear); every lead × patch token (attentive)",
+            "head": HEAD_TEXT[args.head].format(queries=args.attentive_queries),
             "seed": args.seed,
             "bootstrap": f"{args.n_boot} resamples of test records",
             "label fractions": args.fractions,

@@ -11,6 +11,8 @@ rhythm = 12); as in the benchmark, records without any label of a set are left o
 
 from __future__ import annotations
 
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +23,14 @@ import pandas as pd
 
 from datamodules.readers import make_reader
 from datamodules.readers.base import Reader, RecordRef
+from ecg_dino.probes.attentive import RecordTokens, fit_attentive
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, sigmoid
 from ecg_dino.probes.linear import LinearProbe, fit_probe
 from ecg_dino.probes.metrics import (
     bootstrap_macro_auroc,
     bootstrap_weights,
     masked_macro_auroc,
+    paired_difference,
     percentile_ci,
 )
 from ecg_dino.probes.sources import file_fingerprint
@@ -144,6 +148,16 @@ def evaluate_multilabel(scores: np.ndarray, y: np.ndarray, vocab: list[str], n_b
     }
 
 
+def label_set_rows(
+    split: PTBXLSplit, statements: pd.DataFrame, label_set: str
+) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(labels [N, K], vocabulary, train, val, test rows): records without a label of the set left out."""
+    y, vocab = label_matrix(split.codes, statements, label_set)
+    has_label = y.sum(1) > 0
+    train, val, test = (split.indices(p) for p in ("train", "val", "test"))
+    return y, vocab, train[has_label[train]], val[has_label[val]], test[has_label[test]]
+
+
 def probe_label_set(
     features: np.ndarray,
     split: PTBXLSplit,
@@ -154,13 +168,9 @@ def probe_label_set(
     n_boot: int,
 ) -> tuple[dict[str, Any], LinearProbe]:
     """Fit and test one head per training fraction; returns results and the 100 % head (for robustness)."""
-    y, vocab = label_matrix(split.codes, statements, label_set)
-    has_label = y.sum(1) > 0
-    train, val, test = (split.indices(p) for p in ("train", "val", "test"))
-    val, test = val[has_label[val]], test[has_label[test]]
+    y, vocab, train, val, test = label_set_rows(split, statements, label_set)
     results: dict[str, Any] = {"n_labels": len(vocab), "fractions": {}}
     full_head = None
-    train = train[has_label[train]]
     for fraction in fractions:
         subset = train[training_subset(len(train), fraction, seed)]
         head, val_scores = fit_probe(features[subset], y[subset], features[val], y[val], multilabel=True)
@@ -179,6 +189,48 @@ def probe_label_set(
                 "after": reliability_curve(sigmoid(logits / t), y[test], True),
             }
     return results, full_head
+
+
+def attentive_label_set(
+    records: RecordTokens,
+    split: PTBXLSplit,
+    statements: pd.DataFrame,
+    label_set: str,
+    seed: int,
+    n_boot: int,
+    num_queries: int,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The attentive head on all training records of a label set (weight decay and epoch chosen on fold 9),
+    tested on fold 10; also returns its test scores."""
+    y, vocab, train, val, test = label_set_rows(split, statements, label_set)
+    t0 = time.perf_counter()
+    probe = fit_attentive(
+        records.take(train), y[train], records.take(val), y[val], True, num_queries=num_queries, seed=seed
+    )
+    scores = probe.scores(records.take(test))
+    res = evaluate_multilabel(scores, y[test], vocab, n_boot, seed)
+    res.update(
+        n_train=len(train),
+        weight_decay=probe.weight_decay,
+        epochs=probe.epochs,
+        val_macro_auroc={f"{k:g}": v for k, v in probe.val_macro_auroc.items()},
+        fit_seconds=round(time.perf_counter() - t0, 1),
+    )
+    return res, scores
+
+
+def paired_auroc_difference(
+    split: PTBXLSplit,
+    statements: pd.DataFrame,
+    label_set: str,
+    scores: np.ndarray,
+    baseline: np.ndarray,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Macro AUROC of ``scores`` minus ``baseline`` (test scores of one label set) on the same record resamples."""
+    y, _, _, _, test = label_set_rows(split, statements, label_set)
+    return paired_difference(functools.partial(bootstrap_macro_auroc, y[test]), scores, baseline, n_boot, seed)
 
 
 def robustness_label_set(
@@ -204,30 +256,44 @@ def robustness_label_set(
 def run_ptbxl(
     split: PTBXLSplit,
     embed: Callable[[str, list[int], Any], np.ndarray],
+    tokens: Callable[[], RecordTokens],
+    heads: tuple[str, ...],
     label_sets: tuple[str, ...],
     fractions: tuple[float, ...],
     conditions: list[Any],
     seed: int,
     n_boot: int,
-) -> dict[str, Any]:
-    """All label sets × fractions, then robustness, for one backbone whose features ``embed`` returns.
+    num_queries: int = 4,
+) -> tuple[dict[str, Any], dict[str, dict[str, np.ndarray]]]:
+    """All label sets: linear heads at each fraction with robustness, and/or the attentive head at 100 %, for
+    one backbone; also returns each label set's and head's test scores (for paired differences).
 
     ``embed(tag, indices, condition)`` gives features [len(indices), F] of those records under a condition
-    (None = clean).
+    (None = clean); ``tokens()`` the patch tokens of every clean record.
     """
     statements = read_statements(split.root)
-    features = embed("clean", list(range(len(split.refs))), None)
-    test = split.indices("test").tolist()
-    condition_features = {c.name: embed(c.name, test, c) for c in conditions}
-    results: dict[str, Any] = {}
-    for label_set in label_sets:
-        res, head = probe_label_set(features, split, statements, label_set, fractions, seed, n_boot)
-        if conditions:
-            res["robustness"] = robustness_label_set(
-                head, condition_features, split, statements, label_set, seed, n_boot
+    results: dict[str, Any] = {label_set: {} for label_set in label_sets}
+    scores: dict[str, dict[str, np.ndarray]] = {label_set: {} for label_set in label_sets}
+    if "linear" in heads:
+        features = embed("clean", list(range(len(split.refs))), None)
+        test = split.indices("test").tolist()
+        condition_features = {c.name: embed(c.name, test, c) for c in conditions}
+        for label_set in label_sets:
+            res, head = probe_label_set(features, split, statements, label_set, fractions, seed, n_boot)
+            if conditions:
+                res["robustness"] = robustness_label_set(
+                    head, condition_features, split, statements, label_set, seed, n_boot
+                )
+            results[label_set] = res
+            *_, test_rows = label_set_rows(split, statements, label_set)
+            scores[label_set]["linear"] = head.scores(features[test_rows])
+    if "attentive" in heads:
+        records = tokens()
+        for label_set in label_sets:
+            results[label_set]["attentive"], scores[label_set]["attentive"] = attentive_label_set(
+                records, split, statements, label_set, seed, n_boot, num_queries
             )
-        results[label_set] = res
-    return results
+    return results, scores
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,19 +57,27 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def ptbxl_scalars(models: dict[str, Any]) -> dict[str, float]:
-    """Flat scalars of a PTB-XL report: AUROC per label set and fraction, calibration, robustness."""
+    """Flat scalars of a PTB-XL report: linear AUROC per label set and fraction, calibration, robustness, the
+    attentive head's AUROC, and each paired difference to random init."""
     out = {}
     for model, sets in models.items():
         p = PREFIX[model]
         for label_set, res in sets.items():
-            fractions = res["fractions"]
+            fractions = res.get("fractions", {})
             for frac, r in fractions.items():
                 suffix = "" if float(frac) == max(map(float, fractions)) else f"_frac{frac}"
                 out[f"{p}/ptbxl_{label_set}_auroc{suffix}"] = r["macro_auroc"]
-            for key in ("ece", "ece_scaled", "brier", "brier_scaled"):
+            for key in ("ece", "ece_scaled", "brier", "brier_scaled") if "calibration" in res else ():
                 out[f"{p}/ptbxl_{label_set}_{key}"] = res["calibration"][key]
             for cond, r in res.get("robustness", {}).items():
                 out[f"{p}/ptbxl_{label_set}_auroc_{cond}"] = r["macro_auroc"]
+            if "vs_random_init" in res:
+                out[f"{p}/ptbxl_{label_set}_auroc_minus_random_init"] = res["vs_random_init"]["difference"]
+            if "attentive" in res:
+                out[f"{p}/ptbxl_{label_set}_attentive_auroc"] = res["attentive"]["macro_auroc"]
+                if "vs_random_init" in res["attentive"]:
+                    d = res["attentive"]["vs_random_init"]["difference"]
+                    out[f"{p}/ptbxl_{label_set}_attentive_auroc_minus_random_init"] = d
     return finite(out)
 
 
@@ -184,50 +192,46 @@ def calibration_table(models: dict[str, Any], names: list[str], how: str) -> str
 
 
 def ptbxl_markdown(report: dict[str, Any]) -> str:
-    """PTB-XL report: AUROC by label set × fraction, calibration, robustness; model vs random init."""
+    """PTB-XL report: linear AUROC by label set × fraction, linear vs attentive at 100 % with paired differences,
+    calibration, robustness; model vs random init."""
     models = report["models"]
     names = list(models)
     first = models[names[0]]
-    rows = []
-    for label_set, res in first.items():
-        for frac, r in res["fractions"].items():
-            rows.append(
-                [
-                    label_set,
-                    f"{r['n_labels']} ({r['n_labels_excluded']})",
-                    f"{float(frac):.0%}",
-                    str(r["n_train"]),
-                ]
-                + [
-                    fmt(
-                        models[m][label_set]["fractions"][frac]["macro_auroc"],
-                        models[m][label_set]["fractions"][frac]["ci95"],
-                    )
-                    for m in names
-                ]
-            )
+    linear = "fractions" in next(iter(first.values()))
     parts = [
-        f"# PTB-XL linear probe\n\n{_preamble(report)}",
+        f"# PTB-XL probe\n\n{_preamble(report)}",
         "## Macro AUROC on fold 10 [bootstrap 95 % CI over records]\n\n'labels (excluded)': labels in the set "
         "(of which left out of the macro mean because fold 10 lacks their positives or negatives).\n",
-        table(["label set", "labels (excluded)", "train fraction", "train records", *names], rows),
     ]
-    cal_rows = [
-        [
-            label_set,
-            m,
-            f"{c['temperature']:.2f}",
-            f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
-            f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+    if linear:
+        rows = [
+            [label_set, f"{r['n_labels']} ({r['n_labels_excluded']})", f"{float(frac):.0%}", str(r["n_train"])]
+            + [fmt(f["macro_auroc"], f["ci95"]) for m in names for f in [models[m][label_set]["fractions"][frac]]]
+            for label_set, res in first.items()
+            for frac, r in res["fractions"].items()
         ]
-        for label_set in first
-        for m in names
-        for c in [models[m][label_set]["calibration"]]
-    ]
-    parts += [
-        "## Calibration (100 % head; temperature fitted on fold 9)\n",
-        table(["label set", "model", "T", "ECE (15 bins) before → after", "Brier before → after"], cal_rows),
-    ]
+        parts += [
+            "### Linear heads\n",
+            table(["label set", "labels (excluded)", "train fraction", "train records", *names], rows),
+        ]
+    parts.append(_ptbxl_heads_table(models, names))
+    if linear:
+        cal_rows = [
+            [
+                label_set,
+                m,
+                f"{c['temperature']:.2f}",
+                f"{c['ece']:.3f} → {c['ece_scaled']:.3f}",
+                f"{c['brier']:.4f} → {c['brier_scaled']:.4f}",
+            ]
+            for label_set in first
+            for m in names
+            for c in [models[m][label_set]["calibration"]]
+        ]
+        parts += [
+            "## Calibration (100 % linear head; temperature fitted on fold 9)\n",
+            table(["label set", "model", "T", "ECE (15 bins) before → after", "Brier before → after"], cal_rows),
+        ]
     if "robustness" in next(iter(first.values())):
         for m in names:
             conds = list(next(iter(models[m].values()))["robustness"])
@@ -240,11 +244,49 @@ def ptbxl_markdown(report: dict[str, Any]) -> str:
                 for c in conds
             ]
             parts += [
-                f"## Robustness on fold 10: {m} (100 % heads, trained on clean 12-lead data)\n",
+                f"## Robustness on fold 10: {m} (100 % linear heads, trained on clean 12-lead data)\n",
                 table(["condition", *models[m]], rows),
             ]
     parts.append(_figures(report))
     return "\n\n".join(parts) + "\n"
+
+
+def _ptbxl_heads_table(models: dict[str, Any], names: list[str]) -> str:
+    """Linear and attentive heads side by side at 100 % of the training records, each model beside the
+    random-init twin with the same head, and the paired difference."""
+    rows = []
+    for label_set in models[names[0]]:
+        for head in ("linear", "attentive"):
+            of = {m: _ptbxl_head_result(models[m][label_set], head) for m in names}
+            if of[names[0]] is None:
+                continue
+            paired = of[names[0]].get("vs_random_init")
+            rows.append(
+                [label_set, head]
+                + [fmt(r["macro_auroc"], r["ci95"]) if r else "–" for r in of.values()]
+                + [
+                    f"{fmt(paired['difference'], paired['ci95'])}, ≤ 0 in {paired['share_not_positive']:.1%}"
+                    if paired
+                    else "–"
+                ]
+            )
+    header = ["label set", "head", *names, "paired Δ model − random init"]
+    return "### Linear vs attentive head (100 % of the training records; paired Δ on the same resamples)\n\n" + (
+        table(header, rows)
+    )
+
+
+def _ptbxl_head_result(res: dict[str, Any], head: str) -> dict[str, Any] | None:
+    """A label set's 100 % result of one head (with the paired difference, where there is one)."""
+    if head == "attentive":
+        return res.get("attentive")
+    if "fractions" not in res:
+        return None
+    fractions = res["fractions"]
+    return {
+        **fractions[max(fractions, key=float)],
+        **({"vs_random_init": res["vs_random_init"]} if "vs_random_init" in res else {}),
+    }
 
 
 def mitbih_markdown(report: dict[str, Any]) -> str:
@@ -435,7 +477,7 @@ def _reliability_curves(probe: str, models: dict[str, Any]) -> tuple[dict[str, A
     """Test reliability curves before/after temperature scaling (PTB-XL: the first label set)."""
     if probe == "ptbxl":
         label_set = next(iter(next(iter(models.values()))))
-        rel = {m: sets[label_set]["reliability"] for m, sets in models.items()}
+        rel = {m: sets[label_set]["reliability"] for m, sets in models.items() if "reliability" in sets[label_set]}
         title = f"PTB-XL {label_set}: reliability (fold 10)"
     else:
         rel = {m: res["reliability"] for m, res in models.items() if "reliability" in res}
