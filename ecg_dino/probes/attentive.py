@@ -115,7 +115,9 @@ class RecordTokens:
             tokens, times, valid = [], [], []
             for t, v in zip(self.tokens, self.valid):
                 leads, patches, dim = t.shape
-                tokens.append(torch.from_numpy(np.ascontiguousarray(t, np.float16).reshape(-1, dim)))
+                tokens.append(
+                    torch.tensor(t.reshape(-1, dim), dtype=torch.float16)
+                )  # a copy: cached arrays are read-only
                 times.append(((torch.arange(patches) + 0.5) * self.patch_seconds).repeat(leads))
                 valid.append(torch.tensor(v.reshape(-1)))
             self._flat_cache = tokens, times, valid
