@@ -64,20 +64,19 @@ class AttentiveHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits [B, K], attention [B, Q, N] averaged over heads) for tokens [B, N, D], times [B, N] and
         ``mask`` [B, N] (True: a real token; every row needs one)."""
-        H, D = self.num_heads, tokens.shape[-1]
+        B, H, D = len(tokens), self.num_heads, tokens.shape[-1]
         x = F.layer_norm(tokens, (D,), eps=self.norm.eps)  # the affine is applied after pooling
         code = time_code(times_s)  # [B, N, C]
         q = self.q_proj(self.queries).view(-1, H, D // H)  # [Q, H, d]
         u = torch.einsum("qhd,hde->qhe", q, self.k_proj.weight.view(H, D // H, D)) / math.sqrt(D // H)  # [Q, H, D]
-        logits = torch.einsum("bnd,qhd->bqhn", x, u * self.norm.weight) + torch.einsum(
-            "bnc,qhc->bqhn", code, u @ self.time.weight
-        )
-        weights = logits.masked_fill(~mask[:, None, None, :], -math.inf).softmax(-1)  # [B, Q, H, N]
+        Q = u.shape[0]
+        # Plain matmuls against the contiguous [B, N, D] tokens (an einsum would permute, i.e. copy, them).
+        logits = x @ (u * self.norm.weight).reshape(Q * H, D).T + code @ (u @ self.time.weight).reshape(Q * H, -1).T
+        weights = logits.transpose(1, 2).masked_fill(~mask[:, None, :], -math.inf).softmax(-1)  # [B, Q·H, N]
         pooled = (
-            torch.einsum("bqhn,bnd->bqhd", weights, x) * self.norm.weight
-            + self.norm.bias
-            + self.time(torch.einsum("bqhn,bnc->bqhc", weights, code))
-        )  # [B, Q, H, D]: Σ_n a_n·z_n per query and head
+            (weights @ x) * self.norm.weight + self.norm.bias + self.time(weights @ code)
+        )  # [B, Q·H, D]: Σ_n a_n·z_n per query and head
+        weights, pooled = weights.view(B, Q, H, -1), pooled.view(B, Q, H, D)
         values = torch.einsum("bqhd,hed->bqhe", pooled, self.v_proj.weight.view(H, D // H, D)).flatten(2)
         out = self.out_proj(values + self.v_proj.bias)  # [B, Q, D]
         return self.classifier(out.flatten(1)), weights.mean(2)
