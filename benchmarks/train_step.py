@@ -14,9 +14,9 @@ import contextlib
 import time
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from callbacks.ema_teacher import ema_update
+from ecg_dino.flops import flop_counter
 from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.module import DinoPretrainModule
 
@@ -96,7 +96,7 @@ def bench(size: str, precision: str, args: argparse.Namespace, device: torch.dev
         opt.zero_grad(set_to_none=True)
         ema_update(teacher, student, 0.996)
 
-    with FlopCounterMode(display=False) as counter:
+    with flop_counter() as counter:
         step(0)
     flops = counter.get_total_flops()
     for i in range(args.warmup):
