@@ -13,7 +13,15 @@ from torch.utils.data import DataLoader
 from datamodules.readers.cinc2017 import CLASSES, read_reference
 from ecg_dino.leads import lead_indices
 from ecg_dino.module import DinoPretrainModule
-from ecg_dino.probes.online import OnlineProbe, alternate_folds, cinc2017_set, mitbih_set, record_crops
+from ecg_dino.probes.online import (
+    TRAIN_ONLY,
+    OnlineProbe,
+    alternate_folds,
+    cinc2017_set,
+    cross_fitted_auroc,
+    mitbih_set,
+    record_crops,
+)
 
 
 def test_record_crops_cut_pad_and_mark_short_records():
@@ -41,6 +49,20 @@ def test_cinc2017_set_reads_validation_records_only():
     reference = read_reference(SHARED_DATA / "cinc2017" / "REFERENCE.csv")
     expected = [CLASSES.index(reference[f"A{n:05d}"]) for n in range(4501, 4531)]  # the first 30 validation records
     assert probe_set.labels.tolist() == expected
+
+
+@needs_shared_data
+def test_cinc2017_training_records_join_every_fit_and_are_never_scored():
+    probe_set = cinc2017_set(SHARED_DATA / "cinc2017", 250.0, 1000, max_records=20, train_records=45)
+    train = probe_set.folds == TRAIN_ONLY
+    assert probe_set.num_items == 20 + train.sum() and abs(train.sum() - 45) <= 4  # rounded per class
+    assert (np.bincount(probe_set.labels[train], minlength=4) > 0).all()  # every class drawn
+    # Scores depend on the training records only through the fits: a feature that labels them perfectly but is
+    # noise on the validation records must not lift the AUROC of the validation records to 1.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(probe_set.num_items, 4))
+    x[train] = np.eye(4)[probe_set.labels[train]] * 10
+    assert cross_fitted_auroc(x, probe_set, l2=0.1) < 0.8
 
 
 @needs_shared_data

@@ -5,7 +5,8 @@ embeds fixed small labelled sets, a linear head is fitted by 2-fold cross-fittin
 scores the other half; folds by record or patient), and the macro one-vs-rest AUROC over the pooled held-out
 scores is logged as ``online_probe/<set>/auroc``:
 
-- ``cinc2017``: the 500 CinC-2017 validation records (A04501–A05000), 4 classes (N, A, O, ~);
+- ``cinc2017``: the 500 CinC-2017 validation records (A04501–A05000), 4 classes (N, A, O, ~), optionally with
+  a fixed class-stratified draw of training records added to both fits (``cinc2017_train_records``);
 - ``ptbxl``: PTB-XL fold 9 records, the 5 diagnostic superclasses (multi-label);
 - ``mitbih``: at most ``beats_per_class`` beats of each of N, S, V from the MIT-BIH DS1 records, patient-wise
   folds (DS1's beats are unlabelled pretraining data; DS2 is never read). F is left out: one DS1 patient (208)
@@ -38,6 +39,7 @@ from ecg_dino.embed import resample
 from ecg_dino.leads import lead_indices
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import mitbih, ptbxl
+from ecg_dino.probes.cinc2017 import stratified_subset
 from ecg_dino.probes.linear import balanced_class_weights, fit_head, standardiser
 from ecg_dino.probes.metrics import masked_macro_auroc, one_hot
 
@@ -83,6 +85,9 @@ def record_crops(signals: list[np.ndarray], leads: list[tuple[str, ...]], crop_s
     return np.stack(crops), np.stack(ids), np.stack(mask), np.array(valid), np.array(item)
 
 
+TRAIN_ONLY = 2  # the fold value of items that fit both heads and are never scored
+
+
 def alternate_folds(labels: np.ndarray) -> np.ndarray:
     """Folds 0/1 alternating within each class (by first label for multi-hot rows), so both folds hold each."""
     key = labels.argmax(1) if labels.ndim == 2 else labels
@@ -93,15 +98,27 @@ def alternate_folds(labels: np.ndarray) -> np.ndarray:
     return folds
 
 
-def cinc2017_set(root: Path, rate_hz: float, crop_samples: int, max_records: int | None = None) -> ProbeSet:
-    """The CinC-2017 validation records (never the test split)."""
-    reader = make_reader("cinc2017", root, splits=["val"], window_seconds=0)
-    refs = reader.list_records()[:max_records]
-    records = [reader.load(ref) for ref in refs]
-    labels = np.array([CINC2017_CLASSES.index(r.labels["rhythm"]) for r in records])
+def cinc2017_set(
+    root: Path, rate_hz: float, crop_samples: int, max_records: int | None = None, train_records: int = 0
+) -> ProbeSet:
+    """The CinC-2017 validation records (never the test split), scored by 2-fold cross-fitting; with
+    ``train_records``, also that many training records (a class-stratified draw, fixed) in every fold's fit."""
+    val_reader = make_reader("cinc2017", root, splits=["val"], window_seconds=0)
+    refs = [r for r in val_reader.list_records() if not r.problem][:max_records]
+    records = [val_reader.load(ref) for ref in refs]
+    labels = np.array([CINC2017_CLASSES.index(ref.labels["rhythm"]) for ref in refs])
+    folds = alternate_folds(labels)
+    if train_records:
+        train_reader = make_reader("cinc2017", root, splits=["train"], window_seconds=0)
+        train = [r for r in train_reader.list_records() if not r.problem]
+        train_labels = np.array([CINC2017_CLASSES.index(ref.labels["rhythm"]) for ref in train])
+        keep = stratified_subset(train_labels, min(1.0, train_records / len(train)), seed=0)
+        records += [train_reader.load(train[i]) for i in keep]
+        labels = np.concatenate([labels, train_labels[keep]])
+        folds = np.concatenate([folds, np.full(len(keep), TRAIN_ONLY)])
     signals = [resample(r.signal, r.sample_rate_hz, rate_hz) for r in records]
     crops = record_crops(signals, [r.leads for r in records], crop_samples)
-    return ProbeSet("cinc2017", *crops, labels=labels, folds=alternate_folds(labels), multilabel=False)
+    return ProbeSet("cinc2017", *crops, labels=labels, folds=folds, multilabel=False)
 
 
 def ptbxl_set(root: Path, rate_hz: float, crop_samples: int, max_records: int | None = None) -> ProbeSet:
@@ -184,7 +201,8 @@ def embed_set(
 
 
 def cross_fitted_auroc(x: np.ndarray, probe_set: ProbeSet, l2: float) -> float:
-    """Macro AUROC of 2-fold cross-fitted linear heads over all items (labels with both classes)."""
+    """Macro AUROC of 2-fold cross-fitted linear heads over the items of folds 0 and 1 (labels with both
+    classes); ``TRAIN_ONLY`` items join both fits and are never scored."""
     K = probe_set.labels.shape[1] if probe_set.multilabel else int(probe_set.labels.max()) + 1
     scores = np.zeros((probe_set.num_items, K))
     for fold in (0, 1):
@@ -195,14 +213,17 @@ def cross_fitted_auroc(x: np.ndarray, probe_set: ProbeSet, l2: float) -> float:
         w, b = fit_head((x[train] - mean) / std, y, probe_set.multilabel, l2, weights, max_iter=100)
         scores[test] = ((x[test] - mean) / std) @ w + b
     target = probe_set.labels if probe_set.multilabel else one_hot(probe_set.labels, K)
-    return masked_macro_auroc(target, scores)[0]
+    scored = probe_set.folds != TRAIN_ONLY
+    return masked_macro_auroc(target[scored], scores[scored])[0]
 
 
 class OnlineProbe(L.Callback):
     """Log ``online_probe/<set>/auroc`` of the teacher at step 0 and every ``every_n_steps`` steps.
 
     Each data folder is optional (None skips that set); ``crop_seconds`` None reads the data module's
-    ``multicrop.global_crop_seconds``.
+    ``multicrop.global_crop_seconds``. ``cinc2017_train_records`` adds that many CinC-2017 training records to
+    both heads' fits (the 500 validation records alone give 250 per fit, 15 of them AF: too few to see a change
+    that the 4,500-record test probe sees).
     """
 
     def __init__(
@@ -213,6 +234,7 @@ class OnlineProbe(L.Callback):
         mitdb: str | None = None,
         crop_seconds: float | None = None,
         max_records: int | None = None,
+        cinc2017_train_records: int = 0,
         beats_per_class: int = 100,
         l2: float = 0.1,
         batch_size: int = 256,
@@ -224,6 +246,7 @@ class OnlineProbe(L.Callback):
         self.folders = {"cinc2017": cinc2017, "ptbxl": ptbxl, "mitbih": mitdb}
         self.crop_seconds = crop_seconds
         self.max_records = max_records
+        self.cinc2017_train_records = cinc2017_train_records
         self.beats_per_class = beats_per_class
         self.l2 = l2
         self.batch_size = batch_size
@@ -240,7 +263,7 @@ class OnlineProbe(L.Callback):
         crop_seconds = self.crop_seconds or trainer.datamodule.multicrop.global_crop_seconds
         crop = max(patch, round(crop_seconds * rate) // patch * patch)
         builders = {
-            "cinc2017": lambda root: cinc2017_set(root, rate, crop, self.max_records),
+            "cinc2017": lambda root: cinc2017_set(root, rate, crop, self.max_records, self.cinc2017_train_records),
             "ptbxl": lambda root: ptbxl_set(root, rate, crop, self.max_records),
             "mitbih": lambda root: mitbih_set(root, rate, patch, self.beats_per_class),
         }
