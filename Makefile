@@ -77,11 +77,15 @@ prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment 
 # (A00001-A05000; A05001-A06000 are probe-cinc2017's test records).
 CPU_MANY_SHARDS ?= data_cache/cpu_many
 
-.PHONY: prepare-cpu-many prepare-cinc2017-trainval
+.PHONY: prepare-cpu-many prepare-cinc2017-trainval prepare-cinc2017-records
 prepare-cpu-many: prepare-cpu-real prepare-cinc2017-trainval ## Shards for the many-people CPU experiment
 
 prepare-cinc2017-trainval: $(VENV)/.installed ## CinC-2017 train+val shards (never the probe's test records)
 	$(ECG) prepare --source cinc2017 --raw $(SHARED)/cinc2017 --out $(CPU_MANY_SHARDS)/cinc2017_trainval --splits train,val
+
+prepare-cinc2017-records: $(VENV)/.installed ## The same records whole, not cut into windows (ablations/record_views.yaml)
+	$(ECG) prepare --source cinc2017 --raw $(SHARED)/cinc2017 --out $(CPU_MANY_SHARDS)/cinc2017_trainval_records \
+		--splits train,val --window-seconds 0
 
 .PHONY: cpu-many
 cpu-many: $(VENV)/.installed ## Many-people CPU experiment: both pretrainings, all probes, comparison with curves
@@ -92,13 +96,13 @@ cpu-real: $(VENV)/.installed ## The CPU real-data experiment: pretrainings, prob
 	SHARED=$(SHARED) experiments/run_cpu_real.sh
 
 .PHONY: probe-ptbxl
-probe-ptbxl: $(VENV)/.installed ## PTB-XL linear probe (CKPT=last|path PTBXL=dir)
+probe-ptbxl: $(VENV)/.installed ## PTB-XL probes, linear and attentive heads (CKPT=last|path PTBXL=dir)
 	$(ECG) probe-ptbxl --ckpt "$(CKPT_PATH)" --ptbxl $(PTBXL) $(ARGS)
 
 CINC2017 ?= ../shared/data/cinc2017
 
 .PHONY: probe-cinc2017
-probe-cinc2017: $(VENV)/.installed ## CinC-2017 AF probe, train/val/test A00001-4500/-5000/-6000 (CKPT=last|path)
+probe-cinc2017: $(VENV)/.installed ## CinC-2017 AF probe, linear and attentive heads; train/val/test A00001-4500/-5000/-6000 (CKPT=last|path)
 	$(ECG) probe-cinc2017 --ckpt "$(CKPT_PATH)" --cinc2017 $(CINC2017) $(ARGS)
 
 .PHONY: probe-mitbih
