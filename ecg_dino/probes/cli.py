@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from datamodules.noise import DEFAULT_NOISE_DIR
+from datamodules.noise import DEFAULT_NOISE_DIR, NOISE_TYPES
 from datamodules.record import BadRecordError, ECGRecord
 from ecg_dino.checkpoint import CheckpointError
 from ecg_dino.embed import (
@@ -58,6 +58,9 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seeds subsets, splits, noise, bootstrap, random init")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for 95 %% CIs")
     p.add_argument("--no-robustness", action="store_true", help="skip the noise and lead-subset evaluations")
+    p.add_argument(
+        "--noise-types", nargs="+", default=list(NOISE_TYPES), choices=NOISE_TYPES, help="NSTDB noise types to test"
+    )
     p.add_argument("--no-random-init", action="store_true", help="skip the random-init baseline")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--cache-dir", type=optional_path, default=DEFAULT_CACHE, help="embedding cache ('' disables)")
@@ -189,7 +192,9 @@ def main_ptbxl(argv: list[str] | None = None) -> int:
         split = ptbxl.PTBXLSplit.load(args.ptbxl, args.records_folder, args.limit)
         specs = backbone_specs(args)
         noise_dir = noise_folder(args, args.ptbxl)
-        conditions = [] if args.no_robustness else noise_conditions() + lead_conditions()
+        conditions = (
+            [] if args.no_robustness else noise_conditions(noise_types=tuple(args.noise_types)) + lead_conditions()
+        )
         cache = EmbeddingCache(args.cache_dir)
         models, timings, scores = {}, {}, {}
         for name, spec in specs.items():
@@ -276,7 +281,7 @@ def main_cinc2017(argv: list[str] | None = None) -> int:
     try:
         split = cinc2017.CinC2017Split.load(args.cinc2017, args.limit)
         noise_dir = noise_folder(args, args.cinc2017)
-        conditions = [] if args.no_robustness else noise_conditions()  # lead subsets: one lead only
+        conditions = [] if args.no_robustness else noise_conditions(noise_types=tuple(args.noise_types))  # one lead
         cache = EmbeddingCache(args.cache_dir)
         models, timings, probs = {}, {}, {}
         for name, spec in backbone_specs(args).items():
@@ -490,7 +495,7 @@ def mitbih_robustness(
     sub = mitbih.stratified_subsample(beats2.label, args.robust_per_class, args.seed)
     sub_beats = beats2.take(sub)
     robustness = {"clean": evaluate(x2[sub], sub_beats, sub_beats.patient_id)}
-    for condition in noise_conditions():
+    for condition in noise_conditions(noise_types=tuple(args.noise_types)):
         robustness[condition.name] = evaluate(feats(ds2, sub_beats, condition), sub_beats, sub_beats.patient_id)
     out: dict[str, Any] = {"robustness": robustness}
     # The real noisy records are DS1 patients 118/119: only two patients, so their CIs resample beats.

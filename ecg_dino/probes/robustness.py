@@ -39,9 +39,11 @@ class Condition:
     leads: tuple[str, ...] | None = None
 
 
-def noise_conditions(snrs_db: tuple[float, ...] = SNRS_DB) -> list[Condition]:
-    """Every NSTDB noise type at every SNR, named like ``em_6dB``."""
-    return [Condition(f"{t}_{s:g}dB", noise_type=t, snr_db=s) for t in NOISE_TYPES for s in snrs_db]
+def noise_conditions(
+    snrs_db: tuple[float, ...] = SNRS_DB, noise_types: tuple[str, ...] = NOISE_TYPES
+) -> list[Condition]:
+    """Each of ``noise_types`` (NSTDB: bw, em, ma) at every SNR, named like ``em_6dB``."""
+    return [Condition(f"{t}_{s:g}dB", noise_type=t, snr_db=s) for t in noise_types for s in snrs_db]
 
 
 def lead_conditions() -> list[Condition]:
