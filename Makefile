@@ -127,6 +127,7 @@ lint: $(VENV)/.installed ## ruff check and format check
 	$(VENV)/bin/ruff format --check .
 
 .PHONY: bench
-bench: $(VENV)/.installed ## Benchmarks: training step (MFU) and data pipeline
+bench: $(VENV)/.installed ## Benchmarks: training step (MFU), its cost breakdown, data pipeline
 	$(PY) benchmarks/train_step.py
+	$(PY) benchmarks/step_breakdown.py
 	$(PY) benchmarks/data_pipeline.py
