@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from train_step import DTYPES, make_batch, sync
+from train_step import DTYPES, batch_arguments, setup, sync
 
 from callbacks.ema_teacher import ema_update
 from ecg_dino.flops import flop_counter
@@ -88,16 +88,7 @@ def ingredients(module: DinoPretrainModule, batch: dict, opt: torch.optim.Optimi
 
 
 def breakdown(size: str, precision: str, args: argparse.Namespace, device: torch.device) -> None:
-    module = DinoPretrainModule(
-        backbone={"size": size},
-        num_prototypes=args.prototypes,
-        ibot_num_prototypes=args.prototypes,
-        head_hidden_dim=args.head_hidden,
-        head_bottleneck_dim=256,
-    ).to(device)
-    module.train()
-    opt = module.configure_optimizers()
-    batch = make_batch(args.batch, args.global_seconds, args.local_seconds, args.n_local, 250.0, device)
+    module, opt, batch = setup(size, args, device)
     dtype = DTYPES[precision]
     autocast = lambda: torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()  # noqa: E731
 
@@ -140,12 +131,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--size", default="tiny")
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--global-seconds", type=float, default=5.0)
-    p.add_argument("--local-seconds", type=float, default=2.0)
-    p.add_argument("--n-local", type=int, default=4)
-    p.add_argument("--prototypes", type=int, default=4096)
-    p.add_argument("--head-hidden", type=int, default=1024)
+    batch_arguments(p)
     p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -73,7 +73,10 @@ def tokens_per_step(module: DinoPretrainModule, batch: dict) -> int:
     return 2 * n(batch["global"]) + n(batch["local"])
 
 
-def bench(size: str, precision: str, args: argparse.Namespace, device: torch.device, peaks: dict) -> str:
+def setup(
+    size: str, args: argparse.Namespace, device: torch.device
+) -> tuple[DinoPretrainModule, torch.optim.Optimizer, dict]:
+    """The module in train mode, its AdamW and the benchmark batch, from ``batch_arguments``."""
     module = DinoPretrainModule(
         backbone={"size": size},
         num_prototypes=args.prototypes,
@@ -82,8 +85,22 @@ def bench(size: str, precision: str, args: argparse.Namespace, device: torch.dev
         head_bottleneck_dim=256,
     ).to(device)
     module.train()
-    opt = module.configure_optimizers()
     batch = make_batch(args.batch, args.global_seconds, args.local_seconds, args.n_local, 250.0, device)
+    return module, module.configure_optimizers(), batch
+
+
+def batch_arguments(p: argparse.ArgumentParser) -> None:
+    """Batch, crops and head sizes of the benchmark step (shared with ``step_breakdown.py``)."""
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--global-seconds", type=float, default=5.0)
+    p.add_argument("--local-seconds", type=float, default=2.0)
+    p.add_argument("--n-local", type=int, default=4)
+    p.add_argument("--prototypes", type=int, default=4096)
+    p.add_argument("--head-hidden", type=int, default=1024)
+
+
+def bench(size: str, precision: str, args: argparse.Namespace, device: torch.device, peaks: dict) -> str:
+    module, opt, batch = setup(size, args, device)
     student = [p.detach() for p in module.student.parameters()]
     teacher = [p.detach() for p in module.teacher.parameters()]
     dtype = DTYPES[precision]
@@ -120,12 +137,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", nargs="+", default=["tiny", "small"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--global-seconds", type=float, default=5.0)
-    p.add_argument("--local-seconds", type=float, default=2.0)
-    p.add_argument("--n-local", type=int, default=4)
-    p.add_argument("--prototypes", type=int, default=4096)
-    p.add_argument("--head-hidden", type=int, default=1024)
+    batch_arguments(p)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -104,23 +106,20 @@ class RecordTokens:
     def batch(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(tokens [B, N, D] float32, times [B, N] in seconds, mask [B, N]): each record's leads × patches
         flattened, padded to the longest; padding is masked."""
-        flat = self._flat()
-        tokens, times, mask = (pad_sequence([part[i] for i in indices], batch_first=True) for part in flat)
+        tokens, times, mask = (pad_sequence([part[i] for i in indices], batch_first=True) for part in self.flat)
         return tokens.float(), times, mask
 
-    def _flat(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-        """Per record: tokens [L·P, D] float16, times [L·P], valid [L·P]; made once (batches are cut every step)."""
-        if getattr(self, "_flat_cache", None) is None:
-            tokens, times, valid = [], [], []
-            for t, v in zip(self.tokens, self.valid):
-                leads, patches, dim = t.shape
-                tokens.append(
-                    torch.tensor(t.reshape(-1, dim), dtype=torch.float16)
-                )  # a copy: cached arrays are read-only
-                times.append(((torch.arange(patches) + 0.5) * self.patch_seconds).repeat(leads))
-                valid.append(torch.tensor(v.reshape(-1)))
-            self._flat_cache = tokens, times, valid
-        return self._flat_cache
+    @cached_property
+    def flat(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Per record: tokens [L·P, D] float16 (a copy: cached arrays are read-only), times [L·P], valid [L·P];
+        made once, since batches are cut every step."""
+        tokens, times, valid = [], [], []
+        for t, v in zip(self.tokens, self.valid):
+            leads, patches, dim = t.shape
+            tokens.append(torch.tensor(t.reshape(-1, dim), dtype=torch.float16))
+            times.append(((torch.arange(patches) + 0.5) * self.patch_seconds).repeat(leads))
+            valid.append(torch.tensor(v.reshape(-1)))
+        return tokens, times, valid
 
 
 @dataclass
@@ -132,6 +131,16 @@ class AttentiveProbe:
     weight_decay: float
     epochs: int  # the epoch whose weights were kept (best validation)
     val_macro_auroc: dict[float, float]  # per weight decay
+    fit_seconds: float = 0.0  # every weight decay's fit together
+
+    def summary(self) -> dict[str, object]:
+        """What chose this head and what it cost, for a report."""
+        return {
+            "weight_decay": self.weight_decay,
+            "epochs": self.epochs,
+            "val_macro_auroc": {f"{k:g}": v for k, v in self.val_macro_auroc.items()},
+            "fit_seconds": round(self.fit_seconds, 1),
+        }
 
     @torch.no_grad()
     def logits(self, records: RecordTokens, batch_size: int = 128) -> np.ndarray:
@@ -213,6 +222,7 @@ def fit_attentive(
     **train_kwargs: float,
 ) -> AttentiveProbe:
     """One head per weight decay (same seed), the best on validation macro AUROC kept (ties: the first)."""
+    t0 = time.perf_counter()
     probes = [
         train_head(train, y_train, val, y_val, multilabel, wd, class_weights, num_queries, seed, **train_kwargs)
         for wd in weight_decays
@@ -220,4 +230,5 @@ def fit_attentive(
     scores = {p.weight_decay: p.val_macro_auroc[p.weight_decay] for p in probes}
     best = max(probes, key=lambda p: scores[p.weight_decay])
     best.val_macro_auroc = scores
+    best.fit_seconds = time.perf_counter() - t0
     return best

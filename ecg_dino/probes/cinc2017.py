@@ -12,7 +12,6 @@ macro one-vs-rest AUROC over all four classes.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,7 +183,6 @@ def attentive_probe(
     tested; also returns its test probabilities."""
     y = split.labels
     train, val, test = (split.indices(p) for p in SPLITS)
-    t0 = time.perf_counter()
     probe = fit_attentive(
         records.take(train),
         y[train],
@@ -197,13 +195,7 @@ def attentive_probe(
     )
     prob = probe.scores(records.take(test))
     res = evaluate(prob, y[test], n_boot, seed)
-    res.update(
-        n_train=len(train),
-        weight_decay=probe.weight_decay,
-        epochs=probe.epochs,
-        val_macro_auroc={f"{k:g}": v for k, v in probe.val_macro_auroc.items()},
-        fit_seconds=round(time.perf_counter() - t0, 1),
-    )
+    res.update(n_train=len(train), **probe.summary())
     return res, prob
 
 

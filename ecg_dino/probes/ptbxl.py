@@ -12,7 +12,6 @@ rhythm = 12); as in the benchmark, records without any label of a set are left o
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,19 +202,12 @@ def attentive_label_set(
     """The attentive head on all training records of a label set (weight decay and epoch chosen on fold 9),
     tested on fold 10; also returns its test scores."""
     y, vocab, train, val, test = label_set_rows(split, statements, label_set)
-    t0 = time.perf_counter()
     probe = fit_attentive(
         records.take(train), y[train], records.take(val), y[val], True, num_queries=num_queries, seed=seed
     )
     scores = probe.scores(records.take(test))
     res = evaluate_multilabel(scores, y[test], vocab, n_boot, seed)
-    res.update(
-        n_train=len(train),
-        weight_decay=probe.weight_decay,
-        epochs=probe.epochs,
-        val_macro_auroc={f"{k:g}": v for k, v in probe.val_macro_auroc.items()},
-        fit_seconds=round(time.perf_counter() - t0, 1),
-    )
+    res.update(n_train=len(train), **probe.summary())
     return res, scores
 
 
