@@ -1,21 +1,26 @@
 """Training-step throughput of the full DINOv3 step (teacher + student + heads + losses + AdamW + EMA).
 
-Prints samples/s, tokens/s and achieved FLOP/s as a fraction of the matmul peak measured in this same
-process (MFU), for each model size and precision, on whatever device is present:
+Prints samples/s, lead-seconds/s (the real leads of one global crop per sample), tokens/s and achieved FLOP/s
+as a fraction of the matmul peak measured in this same process (MFU), for each model size and precision, on
+whatever device is present. By default the batch is synthetic (``make_batch``); ``--config`` takes the model
+and real batches from an experiment YAML instead, so the figures are those of that run's step:
 
     python benchmarks/train_step.py                       # tiny and small, fp32 and bf16
     python benchmarks/train_step.py --sizes small --batch 64 --precisions bf16   # on a GPU
+    python benchmarks/train_step.py --config experiments/pretrain_cpu_many.yaml --precisions bf16 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import time
 
 import torch
 
 from callbacks.ema_teacher import ema_update
+from ecg_dino.cli import DEFAULTS, ECGDinoCLI
 from ecg_dino.flops import flop_counter
 from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.module import DinoPretrainModule
@@ -64,72 +69,118 @@ def make_batch(B: int, global_s: float, local_s: float, n_local: int, rate: floa
 
 
 def tokens_per_step(module: DinoPretrainModule, batch: dict) -> int:
-    """Tokens through a backbone per step: teacher and student on global crops, student on local crops."""
+    """Tokens through a backbone per step: teacher and student on global crops, student on local crops; a row
+    costs the leads up to its last present one (``ECGViT.forward_features`` encodes no padded lead beyond)."""
     ps = module.student.backbone.patch_samples
+    prefix = 1 + module.student.backbone.num_registers
 
     def n(c: dict) -> int:
-        return c["signal"].shape[0] * (c["signal"].shape[1] * (c["signal"].shape[2] // ps) + 5)
+        width = (c["lead_mask"] * torch.arange(1, c["lead_mask"].shape[1] + 1)).amax(1)
+        return int((width * (c["signal"].shape[2] // ps) + prefix).sum())
 
     return 2 * n(batch["global"]) + n(batch["local"])
 
 
+def lead_seconds(batch: dict) -> float:
+    """ECG lead-seconds a step consumes: the present leads × valid seconds of each sample's first global crop."""
+    g = batch["global"]
+    B = g["signal"].shape[0] // batch["n_global_crops"]
+    return float((g["lead_mask"][:B].sum(1) * g["valid_samples"][:B]).sum()) / batch["sample_rate_hz"]
+
+
+def experiment_setup(config: str, n_batches: int) -> tuple[DinoPretrainModule, list[dict]]:
+    """The experiment YAML's module and its first ``n_batches`` real batches (workerless loader, same data)."""
+    args = ["--config", str(DEFAULTS), "--config", config, "--trainer.logger=false", "--trainer.callbacks=[]"]
+    cli = ECGDinoCLI(args=args, run=False)
+    cli.datamodule.num_workers = 0
+    cli.datamodule.setup("fit")
+    return cli.model, list(itertools.islice(cli.datamodule.train_dataloader(), n_batches))
+
+
 def setup(
     size: str, args: argparse.Namespace, device: torch.device
-) -> tuple[DinoPretrainModule, torch.optim.Optimizer, dict]:
-    """The module in train mode, its AdamW and the benchmark batch, from ``batch_arguments``."""
-    module = DinoPretrainModule(
-        backbone={"size": size},
-        num_prototypes=args.prototypes,
-        ibot_num_prototypes=args.prototypes,
-        head_hidden_dim=args.head_hidden,
-        head_bottleneck_dim=256,
-    ).to(device)
-    module.train()
-    batch = make_batch(args.batch, args.global_seconds, args.local_seconds, args.n_local, 250.0, device)
-    return module, module.configure_optimizers(), batch
+) -> tuple[DinoPretrainModule, torch.optim.Optimizer, list[dict]]:
+    """The module in train mode, its AdamW and the benchmark batches: the experiment's (``--config``) or one
+    synthetic batch of ``batch_arguments``."""
+    if args.config:
+        module, batches = experiment_setup(args.config, args.warmup + args.steps)
+    else:
+        module = DinoPretrainModule(
+            backbone={"size": size},
+            num_prototypes=args.prototypes,
+            ibot_num_prototypes=args.prototypes,
+            head_hidden_dim=args.head_hidden,
+            head_bottleneck_dim=256,
+        )
+        batches = [make_batch(args.batch, args.global_seconds, args.local_seconds, args.n_local, 250.0, device)]
+    module.to(device).train()
+    return module, module.configure_optimizers(), [to_device(b, device) for b in batches]
+
+
+def first_step(module: DinoPretrainModule) -> int:
+    """The benchmark's first step number: where every loss is on (Gram anchoring starts at its own step)."""
+    return module.hparams.gram_start_step if module.gram_teacher is not None else 0
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {
+        k: to_device(v, device) if isinstance(v, dict) else v.to(device) if torch.is_tensor(v) else v
+        for k, v in batch.items()
+    }
 
 
 def batch_arguments(p: argparse.ArgumentParser) -> None:
     """Batch, crops and head sizes of the benchmark step (shared with ``step_breakdown.py``)."""
+    p.add_argument("--config", help="experiment YAML: its model and real batches (ignores the options below)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--global-seconds", type=float, default=5.0)
     p.add_argument("--local-seconds", type=float, default=2.0)
     p.add_argument("--n-local", type=int, default=4)
     p.add_argument("--prototypes", type=int, default=4096)
     p.add_argument("--head-hidden", type=int, default=1024)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
 
 
 def bench(size: str, precision: str, args: argparse.Namespace, device: torch.device, peaks: dict) -> str:
-    module, opt, batch = setup(size, args, device)
+    module, opt, batches = setup(size, args, device)
     student = [p.detach() for p in module.student.parameters()]
     teacher = [p.detach() for p in module.teacher.parameters()]
     dtype = DTYPES[precision]
+    batch_at = lambda i: batches[i % len(batches)]  # noqa: E731
 
     def step(i: int) -> None:
         with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = module.compute_losses(batch, i, 0.04)["loss"]
+            loss = module.compute_losses(batch_at(i), first_step(module) + i, 0.04)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         ema_update(teacher, student, 0.996)
 
-    with flop_counter() as counter:
-        step(0)
-    flops = counter.get_total_flops()
+    timed = range(args.warmup, args.warmup + args.steps)
+    flops = 0
+    for i in timed:  # FLOPs of each timed batch (these steps also warm up)
+        with flop_counter() as counter:
+            step(i)
+        flops += counter.get_total_flops() / args.steps
     for i in range(args.warmup):
         step(i)
     sync(device)
     t = time.perf_counter()
-    for i in range(args.steps):
+    for i in timed:
         step(i)
     sync(device)
     dt = (time.perf_counter() - t) / args.steps
+    B = batch_at(0)["global"]["signal"].shape[0] // batch_at(0)["n_global_crops"]
+    seconds = sum(lead_seconds(batch_at(i)) for i in timed) / args.steps
+    tokens = sum(tokens_per_step(module, batch_at(i)) for i in timed) / args.steps
     peak = peaks[precision]
     achieved = flops / dt
     return (
-        f"{size:6s} {precision:5s} batch {args.batch:4d}  {dt * 1e3:8.1f} ms/step  "
-        f"{args.batch / dt:8.1f} samples/s  {tokens_per_step(module, batch) / dt:10.0f} tokens/s  "
-        f"{achieved / 1e9:8.1f} GFLOP/s  MFU {achieved / peak:5.1%} (peak {peak / 1e9:.0f} GFLOP/s)"
+        f"{size:6s} {precision:5s} batch {B:4d}  {dt * 1e3:8.1f} ms/step  {B / dt:7.1f} samples/s  "
+        f"{seconds / dt:8.1f} lead-s/s  {tokens / dt:8.0f} tokens/s  {flops / B / 1e9:6.1f} GFLOP/sample  "
+        f"{achieved / 1e9:7.1f} GFLOP/s  MFU {achieved / peak:5.1%} (peak {peak / 1e9:.0f} GFLOP/s)"
     )
 
 
@@ -138,15 +189,22 @@ def main() -> None:
     p.add_argument("--sizes", nargs="+", default=["tiny", "small"])
     p.add_argument("--precisions", nargs="+", default=["fp32", "bf16"], choices=list(DTYPES))
     batch_arguments(p)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.config:
+        args.sizes = ["config"]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     peaks = {name: matmul_peak(device, dt or torch.float32) for name, dt in DTYPES.items()}
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     fp32, bf16 = peaks["fp32"] / 1e9, peaks["bf16"] / 1e9
     print(f"device {device} ({name}), torch {torch.__version__}; matmul peak fp32 {fp32:.0f}, bf16 {bf16:.0f} GFLOP/s")
-    print(f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local")
+    if args.config:
+        print(f"model and batches: {args.config}")
+    else:
+        print(
+            f"crops: 2 x 12-lead {args.global_seconds} s global, {args.n_local} x 3-lead {args.local_seconds} s local"
+        )
     for size in args.sizes:
         for precision in args.precisions:
             print(bench(size, precision, args, device, peaks), flush=True)

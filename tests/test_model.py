@@ -95,6 +95,58 @@ def test_masked_lead_does_not_change_present_leads():
     torch.testing.assert_close(a["cls"], c["cls"], atol=1e-5, rtol=1e-5)
 
 
+def test_rows_of_different_lead_widths_encode_as_if_alone():
+    """A batch mixing 1-, 3- and 12-lead rows is encoded in groups of equal width: each row's outputs equal
+    encoding it alone, absent leads' patch tokens are zero, and gradients reach every group."""
+    model = small_vit()
+    signal, ids = batch(STANDARD_12, 2.0, B=4)
+    lead_mask = torch.zeros(4, 12, dtype=torch.bool)
+    for row, width in enumerate((1, 12, 3, 1)):
+        lead_mask[row, :width] = True
+    lead_mask[1, 5] = False  # a gap inside a row keeps the row's width
+    out = model.forward_features(signal, ids, lead_mask=lead_mask)
+    for row, width in enumerate((1, 12, 3, 1)):
+        alone = model.forward_features(
+            signal[row : row + 1, :width], ids[row : row + 1, :width], lead_mask=lead_mask[row : row + 1, :width]
+        )
+        torch.testing.assert_close(out["cls"][row], alone["cls"][0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out["registers"][row], alone["registers"][0], atol=1e-5, rtol=1e-5)
+        valid = alone["patch_mask"][0]
+        torch.testing.assert_close(out["patches"][row, :width][valid], alone["patches"][0][valid], atol=1e-5, rtol=1e-5)
+        assert torch.equal(out["patch_mask"][row, :width], valid) and not out["patch_mask"][row, width:].any()
+        assert not out["patches"][row, width:].any()
+    model.train()
+    out = model.forward_features(signal, ids, lead_mask=lead_mask)
+    (out["cls"].sum() + out["patches"].sum()).backward()
+    assert model.tokenizer.proj.weight.grad.abs().sum() > 0 and model.cls_token.grad.abs().sum() > 0
+
+
+def test_cpu_bf16_attention_matches_the_fused_kernel():
+    """On CPU in bf16, attention runs as matmul + softmax (faster there); it computes what the fused kernel does,
+    key-padding mask included."""
+    from ecg_dino.model.vit import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 17, 16, generator=g) for _ in range(3))
+    mask = torch.ones(3, 1, 1, 17, dtype=torch.bool)
+    mask[1, ..., 9:] = False
+    for m in (None, mask):
+        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        got = attention(q.bfloat16(), k.bfloat16(), v.bfloat16(), m)
+        assert got.dtype == torch.bfloat16
+        torch.testing.assert_close(got.float(), expected, atol=3e-2, rtol=3e-2)
+
+
+def test_rope_leaves_time_zero_tokens_unchanged():
+    """The class and register tokens get time 0, where the rotation is exactly the identity."""
+    from ecg_dino.model.rope import TimeRoPE, apply_rope
+
+    x = torch.randn(2, 3, 4, 16)
+    sin, cos = TimeRoPE(16)(torch.tensor([0.0, 0.0, 0.7, 3.1]))
+    y = apply_rope(x, sin, cos)
+    assert torch.equal(y[..., :2, :], x[..., :2, :]) and not torch.allclose(y[..., 2:, :], x[..., 2:, :])
+
+
 def test_time_offset_geometry_is_shared():
     """RoPE over time: a crop and the same samples inside a longer crop see the same relative geometry, so
     attention between two patches depends only on their time difference."""
@@ -106,7 +158,7 @@ def test_time_offset_geometry_is_shared():
     def score(tq, tk):
         sq, cq = rope(torch.tensor([tq]))
         sk, ck = rope(torch.tensor([tk]))
-        return (apply_rope(q, sq, cq, 0) * apply_rope(k, sk, ck, 0)).sum()
+        return (apply_rope(q, sq, cq) * apply_rope(k, sk, ck)).sum()
 
     torch.testing.assert_close(score(0.3, 1.1), score(5.3, 6.1), atol=1e-4, rtol=1e-4)
 

@@ -46,9 +46,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([-x2, x1], dim=-1)
 
 
-def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor, n_prefix: int) -> torch.Tensor:
-    """Rotate the patch tokens of x [B, H, N, hd]; the first ``n_prefix`` tokens (class, registers) stay."""
-    prefix, patches = x[:, :, :n_prefix], x[:, :, n_prefix:]
-    dtype = patches.dtype
-    patches = patches.float() * cos + rotate_half(patches.float()) * sin
-    return torch.cat([prefix, patches.to(dtype)], dim=2)
+def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """Rotate x [..., N, hd] by the angles of ``(sin, cos)`` [N, hd], in x's dtype (a token at time 0, such as
+    the class and register tokens, has sin 0 and cos 1 and stays as it is)."""
+    return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)

@@ -1,7 +1,8 @@
 """A lead-agnostic ECG Vision Transformer: class token, register tokens and per-lead time-patch tokens.
 
-Pre-norm blocks with LayerScale and drop-path, ``scaled_dot_product_attention`` with a key-padding mask
-(absent leads and padded time are never attended to), and rotary position embedding over time in seconds.
+Pre-norm blocks with LayerScale and drop-path, attention with a key-padding mask (absent leads and padded time
+are never attended to), and rotary position embedding over time in seconds. Rows of a batch are encoded in
+groups of equal lead width, so a 1-lead ECG batched with 12-lead ones costs 1 lead, not 12.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from ecg_dino.model.tokenizer import ECGInputError, PatchTokenizer
 
 
 class LayerScale(nn.Module):
+    """Per-channel scale ``gamma`` of a residual branch (CaiT), folded into the branch's last linear layer:
+    scaling its [D, D_in] weight costs less than scaling the [tokens, D] output (about 10 % of a tiny block)."""
+
     def __init__(self, dim: int, init_value: float) -> None:
         super().__init__()
         self.init_value = init_value
@@ -26,8 +30,9 @@ class LayerScale(nn.Module):
     def init_weights(self) -> None:
         nn.init.constant_(self.gamma, self.init_value)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gamma
+    def linear(self, x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+        """``gamma * layer(x)``."""
+        return F.linear(x, layer.weight * self.gamma[:, None], layer.bias * self.gamma)
 
 
 class DropPath(nn.Module):
@@ -41,7 +46,19 @@ class DropPath(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         keep = x.new_empty(x.shape[0], *([1] * (x.ndim - 1))).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
+        return x * keep.div_(1 - self.p)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
+    """Scaled dot-product attention over [B, H, N, hd]. On CPU in bf16 it runs as explicit matmuls: there the fused
+    kernel is 2-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
+    (``benchmarks/attention.py``); everywhere else, the fused kernel."""
+    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if attn_mask is not None:
+        scores = scores.masked_fill(~attn_mask, float("-inf"))
+    return scores.softmax(-1, dtype=torch.float32).to(v.dtype) @ v
 
 
 class Attention(nn.Module):
@@ -55,14 +72,15 @@ class Attention(nn.Module):
         self,
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-        n_prefix: int,
         attn_mask: torch.Tensor | None,
+        scale: LayerScale,
     ) -> torch.Tensor:
+        """x [B, N, D] -> the branch output, scaled by the block's LayerScale."""
         B, N, D = x.shape
-        q, k, v = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, *rope, n_prefix), apply_rope(k, *rope, n_prefix)  # [B, H, N, hd]
-        x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        return self.proj(x.transpose(1, 2).reshape(B, N, D))
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], *rope)  # [B, H, N, hd] each, rotated together
+        x = attention(q, k, qkv[2], attn_mask)
+        return scale.linear(x.transpose(1, 2).reshape(B, N, D), self.proj)
 
 
 class Block(nn.Module):
@@ -81,11 +99,11 @@ class Block(nn.Module):
         self,
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor],
-        n_prefix: int,
         attn_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), rope, n_prefix, attn_mask)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        x = x + self.drop_path(self.attn(self.norm1(x), rope, attn_mask, self.ls1))
+        fc1, act, fc2 = self.mlp
+        return x + self.drop_path(self.ls2.linear(act(fc1(self.norm2(x))), fc2))
 
 
 class ECGViT(nn.Module):
@@ -181,13 +199,52 @@ class ECGViT(nn.Module):
         ibot_mask: torch.Tensor | None = None,
         sample_rate_hz: float | None = None,
     ) -> dict[str, torch.Tensor]:
-        """signal [B, L, T] mV -> {cls [B, D], registers [B, R, D], patches [B, L, P, D], patch_mask [B, L, P]}."""
+        """signal [B, L, T] mV -> {cls [B, D], registers [B, R, D], patches [B, L, P, D], patch_mask [B, L, P]}.
+
+        Rows are encoded in groups of equal lead width (up to their last present lead): a row's tokens never
+        attend to padded leads anyway, so this gives the same outputs as padding every row to ``L`` leads
+        without computing the padding. Patch tokens of absent leads are zero.
+        """
         B, L, T = signal.shape
         if lead_mask is None:
             lead_mask = torch.ones(B, L, dtype=torch.bool, device=signal.device)
         if valid_samples is None:
             valid_samples = torch.full((B,), T, dtype=torch.long, device=signal.device)
         self._check(signal, lead_ids, valid_samples, sample_rate_hz)
+        width = (lead_mask * torch.arange(1, L + 1, device=signal.device)).amax(1).clamp_min(1)  # [B]
+        widths = width.unique().tolist()
+        if widths == [L]:
+            return self._encode(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
+        groups = []
+        for w in widths:
+            rows = (width == w).nonzero().squeeze(1)
+            part = (signal[rows, :w], lead_ids[rows, :w], lead_mask[rows, :w], valid_samples[rows])
+            groups.append((rows, w, self._encode(*part, None if ibot_mask is None else ibot_mask[rows, :w])))
+        first = groups[0][2]
+        P, D = first["patches"].shape[2:]
+        out = {
+            "cls": first["cls"].new_empty(B, D),
+            "registers": first["registers"].new_empty(B, self.num_registers, D),
+            "patches": first["patches"].new_zeros(B, L, P, D),
+            "patch_mask": lead_mask.new_zeros(B, L, P),
+        }
+        for rows, w, group in groups:
+            for key in ("cls", "registers"):
+                out[key] = out[key].index_copy(0, rows, group[key])
+            out["patches"] = out["patches"].index_put((rows,), F.pad(group["patches"], (0, 0, 0, 0, 0, L - w)))
+            out["patch_mask"][rows, :w] = group["patch_mask"]
+        return out
+
+    def _encode(
+        self,
+        signal: torch.Tensor,
+        lead_ids: torch.Tensor,
+        lead_mask: torch.Tensor,
+        valid_samples: torch.Tensor,
+        ibot_mask: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """The transformer over one group of rows: tokens, blocks, final norm."""
+        B, L, _ = signal.shape
         patches, patch_mask = self.tokenizer(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
         P = patches.shape[2]
         n_prefix = 1 + self.num_registers
@@ -199,17 +256,18 @@ class ECGViT(nn.Module):
             ],  # [B, L*P, D]
             dim=1,
         )  # [B, N, D]
+        # Patch p sits at (p + 0.5) patch lengths; the class and register tokens at 0, where RoPE is the identity.
         times_s = (torch.arange(P, device=x.device) + 0.5) * self.patch_seconds
-        rope = self.rope(times_s.repeat(L))  # each [L*P, hd]
+        rope = self.rope(torch.cat([times_s.new_zeros(n_prefix), times_s.repeat(L)]))  # each [N, hd]
         attn_mask = None
         if not bool(patch_mask.all()):
             keep = torch.cat([patch_mask.new_ones(B, n_prefix), patch_mask.flatten(1)], dim=1)  # [B, N]
             attn_mask = keep[:, None, None, :]  # [B, 1, 1, N]
         for block in self.blocks:
             if self.grad_checkpointing and self.training:
-                x = checkpoint(block, x, rope, n_prefix, attn_mask, use_reentrant=False)
+                x = checkpoint(block, x, rope, attn_mask, use_reentrant=False)
             else:
-                x = block(x, rope, n_prefix, attn_mask)
+                x = block(x, rope, attn_mask)
         x = self.norm(x)
         return {
             "cls": x[:, 0],
