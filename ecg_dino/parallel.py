@@ -16,7 +16,9 @@ Activation checkpointing (``activation_checkpointing: true`` on the module): the
 each block in backward (``ECGViT.set_grad_checkpointing``); works with and without FSDP2.
 
 Gradient clipping: Lightning's ``gradient_clip_val`` calls ``torch.nn.utils.clip_grad_norm_``, which on FSDP2's
-DTensor gradients computes the global norm over all shards (checked against one process in the tests).
+DTensor gradients computes the global norm over all shards (checked against one process in the tests). Without
+a loss scaler (fp32, bf16) it is called here directly: Lightning's mixed-precision plugin refuses to clip for a
+fused optimizer, a guard meant for fp16's scaler (with which the module uses the unfused AdamW).
 
 FSDP1 (``DinoFSDPStrategy``, Lightning's ``FSDPStrategy``, GPU only) is the alternative; see its docstring.
 Both build the full model on every rank before sharding it (no meta-device init), fine up to ViT-L.
@@ -27,7 +29,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 import torch.distributed as dist
+from lightning.pytorch.plugins import Precision
 from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.utilities import GradClipAlgorithmType
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import (
@@ -101,10 +105,14 @@ def configure_model(module: nn.Module, mesh: DeviceMesh | None, precision: str, 
 def clip_gradients(
     module: L.LightningModule, optimizer: torch.optim.Optimizer, clip_val: float | None, algorithm: str | None
 ) -> None:
-    """Lightning's clipping, except under FSDP1, where only the root FSDP module can take the global norm."""
+    """Lightning's clipping, except under FSDP1, where only the root FSDP module can take the global norm, and
+    without a loss scaler, where Lightning's base clipping runs (see the module docstring)."""
     model = module.trainer.strategy.model
+    plugin = module.trainer.precision_plugin
     if clip_val and algorithm == "norm" and isinstance(model, FullyShardedDataParallel):
         model.clip_grad_norm_(clip_val)
+    elif clip_val and getattr(plugin, "scaler", None) is None:
+        Precision.clip_gradients(plugin, optimizer, clip_val, GradClipAlgorithmType(algorithm or "norm"))
     else:
         module.clip_gradients(optimizer, clip_val, algorithm)
 

@@ -67,6 +67,35 @@ def test_fit_logs_every_loss_and_moves_teacher(tmp_path: Path):
     assert list((tmp_path / "t").rglob("events.out.tfevents.*")), "no TensorBoard event file"
 
 
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_bf16_fit_clips_gradients_with_the_fused_optimizer(algorithm: str):
+    """bf16-mixed with clipping and the fused AdamW, a pair Lightning's mixed-precision plugin refuses to clip."""
+    clipped: list[torch.Tensor] = []
+
+    class Recorded(DinoPretrainModule):
+        def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+            super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
+            grads = [p.grad for p in self.student.parameters() if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+            clipped.append(norm if algorithm == "norm" else max(g.abs().max() for g in grads))
+
+    trainer = L.Trainer(
+        max_steps=2,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        gradient_clip_val=1e-3,
+        gradient_clip_algorithm=algorithm,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    module = Recorded(**TINY_MODULE)
+    trainer.fit(module, train_dataloaders=loader(2))
+    assert trainer.global_step == 2 and module.optimizers().optimizer.defaults["fused"]
+    assert len(clipped) == 2 and all(float(c) <= 1e-3 * (1 + 1e-4) for c in clipped), clipped
+
+
 def test_teacher_reads_the_clean_view_when_the_batch_has_one():
     module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0).train()
     batch = random_batch()
