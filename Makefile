@@ -126,8 +126,16 @@ lint: $(VENV)/.installed ## ruff check and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-.PHONY: bench
-bench: $(VENV)/.installed ## Benchmarks: training step (MFU), its cost breakdown, data pipeline
+.PHONY: bench bench-cpu-many
+bench: $(VENV)/.installed ## Benchmarks: training step (MFU), its cost breakdown, attention kernels, data pipeline
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/step_breakdown.py
+	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/data_pipeline.py
+
+CPU_MANY_BENCH := --config experiments/pretrain_cpu_many.yaml --precisions bf16 --threads 1
+bench-cpu-many: $(VENV)/.installed ## The many-people CPU experiment's step on its real batches (bf16, one thread): figures, breakdown, what each speed-up buys
+	@[ -f $(CPU_MANY_SHARDS)/cinc2017_trainval/manifest.json ] || $(MAKE) prepare-cpu-many
+	$(PY) benchmarks/train_step.py $(CPU_MANY_BENCH) --steps 10
+	$(PY) benchmarks/step_breakdown.py $(CPU_MANY_BENCH)
+	$(PY) benchmarks/step_ablation.py $(CPU_MANY_BENCH)

@@ -1,0 +1,118 @@
+"""What each speed-up of the pretraining step buys: the step timed with all of them, with each one undone alone,
+and with all undone (the step before issue 17), in one process on the same batches. Not a test.
+
+The speed-ups, each undone here by swapping one function back to what it was:
+- ``lead groups``: ``ECGViT.forward_features`` encodes rows in groups of equal lead width instead of padding
+  every row to the batch's widest;
+- ``matmul attention``: attention on CPU in bf16 as matmul + softmax instead of the fused SDPA kernel;
+- ``RoPE in input dtype``: rotary embedding in the activations' dtype on all tokens, instead of fp32 on the
+  patch tokens with the prefix sliced off and concatenated back;
+- ``LayerScale folded``: ``gamma`` folded into the branch's last linear weight instead of scaling its output;
+- ``fused AdamW``: one fused kernel for all parameters instead of the per-tensor loop.
+
+    python benchmarks/step_ablation.py --config experiments/pretrain_cpu_many.yaml --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from train_step import DTYPES, batch_arguments, first_step, lead_seconds, setup
+
+import ecg_dino.model.vit as vit
+from ecg_dino.model.rope import rotate_half
+
+
+def padded_forward_features(self, signal, lead_ids, lead_mask=None, valid_samples=None, ibot_mask=None, **kw):
+    """Every row padded to the batch's widest lead set."""
+    B, L, T = signal.shape
+    lead_mask = torch.ones(B, L, dtype=torch.bool) if lead_mask is None else lead_mask
+    valid_samples = torch.full((B,), T) if valid_samples is None else valid_samples
+    return self._encode(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
+
+
+def fp32_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+    """RoPE in fp32 on the patch tokens only (the prefix, at time 0, sliced off and concatenated back)."""
+    n = int((sin == 0).all(-1).cumprod(0).sum())
+    prefix, patches = x[..., :n, :], x[..., n:, :]
+    rotated = patches.float() * cos[n:] + rotate_half(patches.float()) * sin[n:]
+    return torch.cat([prefix, rotated.to(x.dtype)], dim=-2)
+
+
+def unfolded_layerscale(self, x: torch.Tensor, layer: torch.nn.Linear) -> torch.Tensor:
+    return layer(x) * self.gamma
+
+
+UNDO: dict[str, tuple[object, str, object]] = {
+    "lead groups": (vit.ECGViT, "forward_features", padded_forward_features),
+    "matmul attention": (vit, "attention", lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
+    "RoPE in input dtype": (vit, "apply_rope", fp32_rope),
+    "LayerScale folded": (vit.LayerScale, "linear", unfolded_layerscale),
+}
+
+
+@contextlib.contextmanager
+def undone(names: tuple[str, ...]) -> Iterator[None]:
+    saved = [(owner, attr, getattr(owner, attr)) for owner, attr, _ in (UNDO[n] for n in names)]
+    try:
+        for name in names:
+            owner, attr, old = UNDO[name]
+            setattr(owner, attr, old)
+        yield
+    finally:
+        for owner, attr, value in saved:
+            setattr(owner, attr, value)
+
+
+def time_step(args: argparse.Namespace, names: tuple[str, ...], fused_adamw: bool) -> float:
+    """Mean seconds per step over ``args.steps`` after ``args.warmup``, with ``names`` undone."""
+    module, opt, batches = setup("tiny", args, torch.device("cpu"))
+    if not fused_adamw:
+        opt = torch.optim.AdamW(opt.param_groups, fused=False, foreach=False)
+    step0 = first_step(module)
+
+    def step(i: int) -> None:
+        with torch.autocast("cpu", dtype=DTYPES["bf16"]):
+            loss = module.compute_losses(batches[i % len(batches)], step0 + i, 0.04)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    with undone(names):
+        for i in range(args.warmup):
+            step(i)
+        t = time.perf_counter()
+        for i in range(args.warmup, args.warmup + args.steps):
+            step(i)
+        return (time.perf_counter() - t) / args.steps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    batch_arguments(p)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _, _, batches = setup("tiny", args, torch.device("cpu"))
+    timed = range(args.warmup, args.warmup + args.steps)
+    seconds = sum(lead_seconds(batches[i % len(batches)]) for i in timed) / args.steps
+    rows: list[tuple[str, Callable[[], float]]] = [("all speed-ups", lambda: time_step(args, (), True))]
+    rows += [(f"undo {n}", lambda n=n: time_step(args, (n,), True)) for n in UNDO]
+    rows += [("undo fused AdamW", lambda: time_step(args, (), False))]
+    rows += [("undo all (before)", lambda: time_step(args, tuple(UNDO), False))]
+    print(f"{args.config or 'synthetic batch'}, bf16, {torch.get_num_threads()} threads, {args.steps} steps each")
+    print(f"{'variant':30s} {'ms/step':>8s} {'lead-s/s':>9s} {'x all':>6s}")
+    best = None
+    for name, run in rows:
+        dt = run()
+        best = best or dt
+        print(f"{name:30s} {dt * 1e3:8.0f} {seconds / dt:9.1f} {dt / best:6.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
