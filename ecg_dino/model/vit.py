@@ -51,14 +51,16 @@ class DropPath(nn.Module):
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
     """Scaled dot-product attention over [B, H, N, hd]. On CPU in bf16 it runs as explicit matmuls: there the fused
-    kernel is 2-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
-    (``benchmarks/attention.py``); everywhere else, the fused kernel."""
+    kernel is 3-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
+    (``benchmarks/attention.py``). The scores stay fp32, as inside the fused kernel: rounded to bf16 before the
+    softmax they double the error of a peaked attention. Everywhere else, the fused kernel."""
     if q.device.type != "cpu" or q.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    with torch.autocast("cpu", enabled=False):
+        scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
-    return scores.softmax(-1, dtype=torch.float32).to(v.dtype) @ v
+    return scores.softmax(-1).to(v.dtype) @ v
 
 
 class Attention(nn.Module):
