@@ -5,8 +5,8 @@ The speed-ups, each undone here by swapping one function back to what it was:
 - ``lead groups``: ``ECGViT.forward_features`` encodes rows in groups of equal lead width instead of padding
   every row to the batch's widest;
 - ``matmul attention``: attention on CPU in bf16 as matmul + softmax instead of the fused SDPA kernel;
-- ``RoPE in input dtype``: rotary embedding in the activations' dtype on all tokens, instead of fp32 on the
-  patch tokens with the prefix sliced off and concatenated back;
+- ``RoPE on all tokens``: rotary embedding on every token (identity at time 0) kept in fp32 for the scores,
+  instead of on the patch tokens only (the prefix sliced off and concatenated back) and cast back to bf16;
 - ``LayerScale folded``: ``gamma`` folded into the branch's last linear weight instead of scaling its output;
 - ``fused AdamW``: one fused kernel for all parameters instead of the per-tensor loop.
 
@@ -37,7 +37,7 @@ def padded_forward_features(self, signal, lead_ids, lead_mask=None, valid_sample
 
 
 def fp32_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
-    """RoPE in fp32 on the patch tokens only (the prefix, at time 0, sliced off and concatenated back)."""
+    """RoPE in fp32 on the patch tokens only (the prefix, at time 0, sliced off and concatenated back), cast back."""
     n = int((sin == 0).all(-1).cumprod(0).sum())
     prefix, patches = x[..., :n, :], x[..., n:, :]
     rotated = patches.float() * cos[n:] + rotate_half(patches.float()) * sin[n:]
@@ -51,7 +51,7 @@ def unfolded_layerscale(self, x: torch.Tensor, layer: torch.nn.Linear) -> torch.
 UNDO: dict[str, tuple[object, str, object]] = {
     "lead groups": (vit.ECGViT, "forward_features", padded_forward_features),
     "matmul attention": (vit, "attention", lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)),
-    "RoPE in input dtype": (vit, "apply_rope", fp32_rope),
+    "RoPE on all tokens": (vit, "apply_rope", fp32_rope),
     "LayerScale folded": (vit.LayerScale, "linear", unfolded_layerscale),
 }
 

@@ -47,6 +47,8 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
-    """Rotate x [..., N, hd] by the angles of ``(sin, cos)`` [N, hd], in x's dtype (a token at time 0, such as
-    the class and register tokens, has sin 0 and cos 1 and stays as it is)."""
-    return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
+    """Rotate x [..., N, hd] by the angles of ``(sin, cos)`` [N, hd], in fp32 (the result stays fp32: attention
+    casts it where its kernel wants). A token at time 0, such as the class and register tokens, has sin 0 and
+    cos 1 and stays as it is."""
+    x = x.float()
+    return x * cos + rotate_half(x) * sin

@@ -50,12 +50,13 @@ class DropPath(nn.Module):
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
-    """Scaled dot-product attention over [B, H, N, hd]. On CPU in bf16 it runs as explicit matmuls: there the fused
-    kernel is 3-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
-    (``benchmarks/attention.py``). The scores stay fp32, as inside the fused kernel: rounded to bf16 before the
-    softmax they double the error of a peaked attention. Everywhere else, the fused kernel."""
-    if q.device.type != "cpu" or q.dtype != torch.bfloat16:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+    """Scaled dot-product attention over [B, H, N, hd] in ``v``'s dtype. On CPU in bf16 it runs as explicit matmuls:
+    there the fused kernel is 3-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
+    (``benchmarks/attention.py``). The scores are computed from fp32 queries and keys and stay fp32, as inside the
+    fused kernel: rounded to bf16 before the softmax they double the error of a peaked attention. Everywhere else,
+    the fused kernel."""
+    if q.device.type != "cpu" or v.dtype != torch.bfloat16:
+        return F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=attn_mask)
     with torch.autocast("cpu", enabled=False):
         scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
     if attn_mask is not None:
@@ -80,7 +81,7 @@ class Attention(nn.Module):
         """x [B, N, D] -> the branch output, scaled by the block's LayerScale."""
         B, N, D = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(qkv[:2], *rope)  # [B, H, N, hd] each, rotated together
+        q, k = apply_rope(qkv[:2], *rope)  # [B, H, N, hd] each, rotated together in fp32
         x = attention(q, k, qkv[2], attn_mask)
         return scale.linear(x.transpose(1, 2).reshape(B, N, D), self.proj)
 
