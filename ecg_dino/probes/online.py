@@ -37,6 +37,7 @@ from datamodules.readers import make_reader
 from datamodules.readers.cinc2017 import CLASSES as CINC2017_CLASSES
 from ecg_dino.features.beats import beat_table, beat_window_starts
 from ecg_dino.leads import lead_indices
+from ecg_dino.model.pooling import pool
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import mitbih, ptbxl
 from ecg_dino.probes.cinc2017 import stratified_subset
@@ -188,14 +189,13 @@ def embed_set(
                 torch.from_numpy(probe_set.lead_mask[s]).to(device),
                 torch.from_numpy(probe_set.valid_samples[s]).to(device),
             )
-        patches, mask = out["patches"].float(), out["patch_mask"][..., None].float()  # [B, L, P, D], [B, L, P, 1]
         if probe_set.centre_patch is None:
-            pooled = (patches * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)  # [B, D]
+            pooled = pool(out, "mean")  # [B, D]
         else:
-            tokens = (patches * mask).sum(1) / mask.sum(1).clamp_min(1)  # [B, P, D] lead-averaged
+            tokens = pool(out, "lead_mean")  # [B, P, D]
             near = torch.from_numpy(probe_set.centre_patch[s]).to(device)[:, None] + torch.arange(-1, 2, device=device)
             pooled = tokens.gather(1, near[..., None].expand(-1, -1, tokens.shape[-1])).flatten(1)  # [B, 3D]
-        feats.append(torch.cat([out["cls"].float(), pooled], dim=1).cpu().numpy())
+        feats.append(torch.cat([pool(out, "cls"), pooled], dim=1).cpu().numpy())
     crop_feats = np.concatenate(feats)
     sums = np.zeros((probe_set.num_items, crop_feats.shape[1]))
     np.add.at(sums, probe_set.item, crop_feats)
