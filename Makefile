@@ -62,14 +62,16 @@ prepare: $(VENV)/.installed ## Convert a raw download to Parquet shards (SOURCE=
 
 # The unlabelled real data of experiments/pretrain_cpu_real.yaml: MIT-BIH DS1 only (DS2 is the beat probe's test
 # set), PTB-XL folds 1-8 only (9-10 are the probe's validation and test folds), CinC-2021 and CPSC-2021 samples.
-MITDB_DS1 := 101,106,108,109,112,114,115,116,118,119,122,124,201,203,205,207,208,209,215,220,223,230
+# Record lists and folds come from ecg_dino/splits.py, the ones the probes hold out: $(call split,NAME) is NAME there
+# as a comma-separated list.
+split = $(shell $(PY) -c 'import ecg_dino.splits as s; print(",".join(map(str, s.$(1))))')
 SHARED ?= ../shared/data
 CPU_REAL_SHARDS ?= data_cache/cpu_real
 
 .PHONY: prepare-cpu-real
 prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment (no DS2 record, no PTB-XL fold 9-10)
-	$(ECG) prepare --source mitdb --raw $(SHARED)/mitdb --out $(CPU_REAL_SHARDS)/mitdb_ds1 --include-records $(MITDB_DS1)
-	$(ECG) prepare --source ptbxl --raw $(SHARED)/ptbxl --out $(CPU_REAL_SHARDS)/ptbxl_f1-8 --folds 1-8
+	$(ECG) prepare --source mitdb --raw $(SHARED)/mitdb --out $(CPU_REAL_SHARDS)/mitdb_ds1 --include-records $(call split,MITDB_DS1)
+	$(ECG) prepare --source ptbxl --raw $(SHARED)/ptbxl --out $(CPU_REAL_SHARDS)/ptbxl_f1-8 --folds $(call split,PTBXL_TRAIN_FOLDS)
 	$(ECG) prepare --source cinc2021 --raw $(SHARED)/cinc2021_samples --out $(CPU_REAL_SHARDS)/cinc2021
 	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
 
