@@ -43,6 +43,10 @@ install: $(VENV)/.installed ## Create .venv and install ecg-dino with its dev to
 .PHONY: demo
 demo: pretrain probe-ptbxl ## The main job: pretrain on the embedded dataset, then probe PTB-XL
 
+# An experiment that holds only what differs from another names it in a "# parent: experiments/<name>.yaml" line
+# (one level); its --config comes first.
+exp_configs = $(foreach c,$(shell sed -n 's/^\# parent: *//p' experiments/$(EXP).yaml) experiments/$(EXP).yaml,--config $(c))
+
 # More than one GPU in all: FSDP2 data parallel over GPUS x NODES ranks (STRATEGY=yaml keeps the experiment's own).
 STRATEGY ?= fsdp2
 WORLD = $(shell echo $$(( $(or $(GPUS),1) * $(NODES) )))
@@ -51,7 +55,7 @@ FSDP2_ARGS = --trainer.strategy=lightning.pytorch.strategies.ModelParallelStrate
 
 .PHONY: pretrain
 pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=M, STRATEGY=fsdp2|yaml, RESUME=last|path, ARGS=...)
-	$(ECG) fit --config experiments/$(EXP).yaml \
+	$(ECG) fit $(exp_configs) \
 	  $(if $(GPUS),--trainer.accelerator=gpu --trainer.devices=$(GPUS) --trainer.num_nodes=$(NODES),) \
 	  $(if $(and $(filter fsdp2,$(STRATEGY)),$(filter-out 1,$(WORLD))),$(FSDP2_ARGS),) \
 	  $(if $(RESUME),--ckpt_path=$(RESUME_PATH),) $(ARGS)
