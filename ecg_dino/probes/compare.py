@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecg_dino.probes.figures import plot_curves, snr_panels
+from ecg_dino.probes.markdown import fmt, table
 from ecg_dino.probes.mitbih import WITHIN_PATIENT_MIN_BEATS
-from ecg_dino.probes.report import fmt, plot_curves, snr_panels, table, to_jsonable
+from ecg_dino.probes.report import to_jsonable
 
 RANDOM, RR = "random init", "RR intervals"
 TITLES = {"mitbih": "MIT-BIH", "ptbxl": "PTB-XL", "cinc2017": "CinC 2017"}

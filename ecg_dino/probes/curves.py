@@ -1,4 +1,4 @@
-"""``ecg-dino curves``: the online-probe learning curves of several runs, from their TensorBoard event files.
+"""Online-probe learning curves of several runs (``ecg-dino curves``), from their TensorBoard event files.
 
 Writes ``online_probe_curves.png`` (one panel per probe set, one line per run, the step-0 value of each run as
 its random-init reference), ``online_probe_curves.md`` (every logged point) and ``online_probe_curves.json``.
