@@ -1,11 +1,7 @@
-"""One single-file checkpoint from a sharded one (``ecg-dino consolidate``).
-
-A ``ModelParallelStrategy`` checkpoint is a directory of ``torch.distributed.checkpoint`` shards (model and
-optimizer) plus Lightning's ``meta.pt`` (hyper-parameters, step, loops, callbacks, data position). The output
-keeps Lightning's single-file layout minus the optimizer state: the full ``state_dict`` (``student.*``,
-``teacher.*``, ``gram_teacher.*``) and everything in ``meta.pt``. It loads with ``torch.load(weights_only=True)``
-and ``ecg_dino.checkpoint.load_backbone``; resume training from the sharded directory itself. Runs in one
-process without GPUs; the whole model must fit in CPU memory.
+"""One single-file checkpoint from a sharded one (``ecg-dino consolidate``): the full model weights rebuilt from
+the ``torch.distributed.checkpoint`` shards with Lightning's ``meta.pt``, without the optimizer state, written
+beside the destination and renamed into place. It loads with ``torch.load(weights_only=True)`` and
+``ecg_dino.checkpoint.load_backbone``; training resumes from the sharded directory itself.
 """
 
 from __future__ import annotations

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from datamodules.noise import NOISE_TYPES
+from datamodules.record import BadRecordError
+from ecg_dino.checkpoint import CheckpointError
 from ecg_dino.features.cache import DEFAULT_CACHE
-from ecg_dino.probes.options import HEADS
+from ecg_dino.probes.options import HEADS, RecordProbeOptions
+
+Options = TypeVar("Options")
 
 
 def optional_path(value: str) -> Path | None:
@@ -21,6 +27,16 @@ def fail(prog: str, error: Exception) -> int:
     """Print ``<prog>: error: <message>`` to stderr; the exit code of a failed command."""
     print(f"{prog}: error: {error}", file=sys.stderr)
     return 2
+
+
+def write_probe_report(prog: str, probe: Callable[[Options], Path], opts: Options) -> int:
+    """Run one probe and print where its report is; 2 on an error naming the file."""
+    try:
+        out = probe(opts)
+    except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
+        return fail(prog, e)
+    print(f"wrote {out / 'report.md'}")
+    return 0
 
 
 def probe_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,8 +75,13 @@ def probe_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def head_arguments(p: argparse.ArgumentParser) -> None:
-    """``--head`` and ``--attentive-queries`` of the record probes."""
+def record_probe_arguments(p: argparse.ArgumentParser, options: type[RecordProbeOptions], limit_help: str) -> None:
+    """The flags of ``probes.options.RecordProbeOptions`` (defaults from ``options``), then ``probe_arguments``."""
+    default = {f.name: f.default for f in dataclasses.fields(options)}
+    p.add_argument("--fractions", nargs="+", type=float, default=list(default["fractions"]))
+    p.add_argument("--limit", type=int, default=None, help=limit_help)
+    p.add_argument("--crop-seconds", type=float, default=default["crop_seconds"], help="the trained crop length")
+    p.add_argument("--batch-size", type=int, default=default["batch_size"])
     p.add_argument(
         "--head",
         choices=HEADS,
@@ -69,3 +90,17 @@ def head_arguments(p: argparse.ArgumentParser) -> None:
         "queries over the patch tokens (100 %% of the labels); both (default)",
     )
     p.add_argument("--attentive-queries", type=int, default=4, help="learnable queries of the attentive head (1-4)")
+    probe_arguments(p)
+
+
+def record_probe_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``RecordProbeOptions`` fields (``ProbeOptions``' included) from parsed ``record_probe_arguments``."""
+    return {
+        "fractions": tuple(args.fractions),
+        "limit": args.limit,
+        "crop_seconds": args.crop_seconds,
+        "batch_size": args.batch_size,
+        "head": args.head,
+        "attentive_queries": args.attentive_queries,
+        **probe_options(args),
+    }

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from datamodules.record import BadRecordError
-from ecg_dino.checkpoint import CheckpointError
-from ecg_dino.commands.arguments import fail, probe_arguments, probe_options
+from ecg_dino.commands.arguments import probe_arguments, probe_options, write_probe_report
 from ecg_dino.features.beats import FEATURE_PARTS, BeatOptions
 from ecg_dino.probes.options import MITBIHProbeOptions
 from ecg_dino.probes.run_mitbih import probe_mitbih
@@ -61,10 +59,4 @@ def parse(argv: list[str] | None) -> MITBIHProbeOptions:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse, probe, print where the report is; 2 on an error naming the file."""
-    opts = parse(argv)
-    try:
-        out = probe_mitbih(opts)
-    except (CheckpointError, FileNotFoundError, BadRecordError, ValueError) as e:
-        return fail(PROG, e)
-    print(f"wrote {out / 'report.md'}")
-    return 0
+    return write_probe_report(PROG, probe_mitbih, parse(argv))

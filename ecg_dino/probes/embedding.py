@@ -3,6 +3,7 @@ patch tokens, and beat features, each computed once per backbone and condition a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -20,10 +21,12 @@ from ecg_dino.features.records import EmbedOptions, embed_records
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import cinc2017, ptbxl
 from ecg_dino.probes.attentive import RecordTokens
+from ecg_dino.probes.options import RecordProbeOptions
 from ecg_dino.probes.robustness import Condition, apply_condition, condition_rng
 
 Timings = dict[str, float]
 RecordFeatures = Callable[[str, list[int], Condition | None], np.ndarray]
+Tokens = Callable[[], RecordTokens]
 BeatFeatures = Callable[[list[ECGRecord], Beats, Condition | None], np.ndarray]
 
 
@@ -41,7 +44,7 @@ def record_embedder(
     noise_dir: Path,
     seed: int,
     timings: Timings,
-) -> tuple[RecordFeatures, Callable[[], RecordTokens]]:
+) -> tuple[RecordFeatures, Tokens]:
     """``embed(tag, indices, condition)`` -> [cls ‖ mean patch] features of those records of a split, and
     ``tokens()`` -> the patch tokens of every clean record (``options.patches``), from one cached table."""
     data = split.data_key
@@ -82,6 +85,22 @@ def record_embedder(
         return RecordTokens(cols["patches"], cols["patch_valid"], backbone().patch_seconds)
 
     return embed, tokens
+
+
+def record_features(
+    opts: RecordProbeOptions, split: ptbxl.PTBXLSplit | cinc2017.CinC2017Split, noise_dir: Path
+) -> dict[str, tuple[RecordFeatures, Tokens, Timings]]:
+    """Per backbone (``model`` and, unless disabled, ``random_init``): ``record_embedder``'s two functions and the
+    seconds spent embedding, all through one embedding cache; nothing is loaded or embedded until asked."""
+    cache = EmbeddingCache(opts.cache_dir)
+    out = {}
+    for name, spec in opts.backbone_specs().items():
+        timings: Timings = {}
+        embed, tokens = record_embedder(
+            split, spec, functools.cache(spec.load), opts.embed_options(), cache, noise_dir, opts.seed, timings
+        )
+        out[name] = (embed, tokens, timings)
+    return out
 
 
 def beat_featurizer(

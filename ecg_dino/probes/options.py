@@ -69,32 +69,54 @@ class ProbeOptions:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PTBXLProbeOptions(ProbeOptions):
-    """``probe-ptbxl``: label sets, label fractions, heads, and how records are embedded."""
+class RecordProbeOptions(ProbeOptions):
+    """A probe of whole records: label fractions, heads, and how records are embedded."""
+
+    fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    limit: int | None = None  # only the first N records (of each split) (smoke tests)
+    crop_seconds: float = EmbedOptions.crop_seconds  # the trained crop length
+    long_rule: str = EmbedOptions.long_rule
+    batch_size: int = EmbedOptions.batch_size
+    head: str = "both"  # a key of ``HEADS``
+    attentive_queries: int = 4
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads to fit."""
+        return HEADS[self.head]
+
+    def embed_options(self) -> EmbedOptions:
+        """How records become features; patch tokens only when the attentive head reads them."""
+        return EmbedOptions(
+            crop_seconds=self.crop_seconds,
+            long_rule=self.long_rule,
+            precision=self.precision,
+            batch_size=self.batch_size,
+            patches="attentive" in self.heads,
+        )
+
+    def head_text(self) -> str:
+        """The report's description of the heads."""
+        return HEAD_TEXT[self.head].format(queries=self.attentive_queries)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PTBXLProbeOptions(RecordProbeOptions):
+    """``probe-ptbxl``: the PTB-XL folder, the label sets and the sampling folder."""
 
     ptbxl: Path
     label_sets: tuple[str, ...] = ptbxl.LABEL_SETS
     fractions: tuple[float, ...] = ptbxl.FRACTIONS
     records_folder: str = "records500"
-    limit: int | None = None  # only the first N records (smoke tests)
-    crop_seconds: float = EmbedOptions.crop_seconds
-    long_rule: str = EmbedOptions.long_rule
-    batch_size: int = EmbedOptions.batch_size
-    head: str = "both"
-    attentive_queries: int = 4
 
 
 @dataclass(frozen=True, kw_only=True)
-class CinC2017ProbeOptions(ProbeOptions):
-    """``probe-cinc2017``: label fractions, heads, and how records are embedded."""
+class CinC2017ProbeOptions(RecordProbeOptions):
+    """``probe-cinc2017``: the CinC-2017 folder; 4 s crops (the CPU experiments' global crop)."""
 
     cinc2017: Path
     fractions: tuple[float, ...] = cinc2017.FRACTIONS
-    limit: int | None = None  # only the first N records of each split (smoke tests)
     crop_seconds: float = 4.0
-    batch_size: int = EmbedOptions.batch_size
-    head: str = "both"
-    attentive_queries: int = 4
 
 
 @dataclass(frozen=True, kw_only=True)

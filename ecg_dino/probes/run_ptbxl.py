@@ -3,18 +3,15 @@ each label fraction with robustness and/or the attentive head, paired difference
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ecg_dino.features.cache import EmbeddingCache
-from ecg_dino.features.records import EmbedOptions
 from ecg_dino.probes import ptbxl
-from ecg_dino.probes.embedding import record_embedder
-from ecg_dino.probes.options import HEAD_TEXT, HEADS, PTBXLProbeOptions
+from ecg_dino.probes.embedding import record_features
+from ecg_dino.probes.options import PTBXLProbeOptions
 from ecg_dino.probes.report import write_report
 from ecg_dino.probes.robustness import lead_conditions, noise_conditions, noise_source
 from ecg_dino.splits import PTBXL_TEST_FOLD, PTBXL_TRAIN_FOLDS, PTBXL_VAL_FOLD
@@ -22,35 +19,21 @@ from ecg_dino.splits import PTBXL_TEST_FOLD, PTBXL_TRAIN_FOLDS, PTBXL_VAL_FOLD
 
 def probe_ptbxl(opts: PTBXLProbeOptions) -> Path:
     """Probe ``opts.ckpt`` on PTB-XL; returns the report folder (``report.md``, ``report.json``, figures)."""
-    heads = HEADS[opts.head]
-    options = EmbedOptions(
-        crop_seconds=opts.crop_seconds,
-        long_rule=opts.long_rule,
-        precision=opts.precision,
-        batch_size=opts.batch_size,
-        patches="attentive" in heads,
-    )
     split = ptbxl.PTBXLSplit.load(opts.ptbxl, opts.records_folder, opts.limit)
-    specs = opts.backbone_specs()
     noise_dir = opts.noise_folder(opts.ptbxl)
     conditions = noise_conditions(noise_types=opts.noise_types) + lead_conditions() if opts.robustness else []
-    cache = EmbeddingCache(opts.cache_dir)
+    features = record_features(opts, split, noise_dir)
     models: dict[str, Any] = {}
-    timings: dict[str, dict[str, float]] = {}
     scores: dict[str, Any] = {}
-    for name, spec in specs.items():
-        timings[name] = {}
-        embed, tokens = record_embedder(
-            split, spec, functools.cache(spec.load), options, cache, noise_dir, opts.seed, timings[name]
-        )
+    for name, (embed, tokens, _) in features.items():
         models[name], scores[name] = ptbxl.run_ptbxl(
             split,
             embed,
             tokens,
-            heads,
+            opts.heads,
             opts.label_sets,
             opts.fractions,
-            conditions if "linear" in heads else [],
+            conditions if "linear" in opts.heads else [],
             opts.seed,
             opts.n_boot,
             opts.attentive_queries,
@@ -58,7 +41,7 @@ def probe_ptbxl(opts: PTBXLProbeOptions) -> Path:
     if "random_init" in scores and opts.n_boot:
         statements = ptbxl.read_statements(split.root)
         for label_set, res in models["model"].items():
-            for head in heads:
+            for head in opts.heads:
                 paired = ptbxl.paired_auroc_difference(
                     split,
                     statements,
@@ -75,14 +58,14 @@ def probe_ptbxl(opts: PTBXLProbeOptions) -> Path:
         "checkpoint": str(opts.ckpt),
         "models": models,
         "settings": {
-            "embedding": asdict(options),
+            "embedding": asdict(opts.embed_options()),
             "features": "class token ‖ mean of valid patch tokens (linear); every lead × patch token (attentive)",
-            "head": HEAD_TEXT[opts.head].format(queries=opts.attentive_queries),
+            "head": opts.head_text(),
             "seed": opts.seed,
             "bootstrap": f"{opts.n_boot} resamples of test records",
             "label fractions": list(opts.fractions),
             "noise": f"{noise_source(noise_dir) if conditions else 'not run'} ({noise_dir})",
-            "embedding seconds": {m: round(sum(t.values()), 1) for m, t in timings.items()},
+            "embedding seconds": {m: round(sum(t.values()), 1) for m, (*_, t) in features.items()},
         },
         "data": {
             "folder": str(opts.ptbxl),
