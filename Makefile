@@ -43,6 +43,10 @@ install: $(VENV)/.installed ## Create .venv and install ecg-dino with its dev to
 .PHONY: demo
 demo: pretrain probe-ptbxl ## The main job: pretrain on the embedded dataset, then probe PTB-XL
 
+# An experiment that holds only what differs from another names it in a "# parent: experiments/<name>.yaml" line
+# (one level); its --config comes first.
+exp_configs = $(foreach c,$(shell sed -n 's/^\# parent: *//p' experiments/$(EXP).yaml) experiments/$(EXP).yaml,--config $(c))
+
 # More than one GPU in all: FSDP2 data parallel over GPUS x NODES ranks (STRATEGY=yaml keeps the experiment's own).
 STRATEGY ?= fsdp2
 WORLD = $(shell echo $$(( $(or $(GPUS),1) * $(NODES) )))
@@ -51,7 +55,7 @@ FSDP2_ARGS = --trainer.strategy=lightning.pytorch.strategies.ModelParallelStrate
 
 .PHONY: pretrain
 pretrain: $(VENV)/.installed ## Pretrain (EXP=pretrain_debug_cpu, GPUS=N, NODES=M, STRATEGY=fsdp2|yaml, RESUME=last|path, ARGS=...)
-	$(ECG) fit --config experiments/$(EXP).yaml \
+	$(ECG) fit $(exp_configs) \
 	  $(if $(GPUS),--trainer.accelerator=gpu --trainer.devices=$(GPUS) --trainer.num_nodes=$(NODES),) \
 	  $(if $(and $(filter fsdp2,$(STRATEGY)),$(filter-out 1,$(WORLD))),$(FSDP2_ARGS),) \
 	  $(if $(RESUME),--ckpt_path=$(RESUME_PATH),) $(ARGS)
@@ -62,14 +66,16 @@ prepare: $(VENV)/.installed ## Convert a raw download to Parquet shards (SOURCE=
 
 # The unlabelled real data of experiments/pretrain_cpu_real.yaml: MIT-BIH DS1 only (DS2 is the beat probe's test
 # set), PTB-XL folds 1-8 only (9-10 are the probe's validation and test folds), CinC-2021 and CPSC-2021 samples.
-MITDB_DS1 := 101,106,108,109,112,114,115,116,118,119,122,124,201,203,205,207,208,209,215,220,223,230
+# Record lists and folds come from ecg_dino/splits.py, the ones the probes hold out: $(call split,NAME) is NAME there
+# as a comma-separated list.
+split = $(shell $(PY) -c 'import ecg_dino.splits as s; print(",".join(map(str, s.$(1))))')
 SHARED ?= ../shared/data
 CPU_REAL_SHARDS ?= data_cache/cpu_real
 
 .PHONY: prepare-cpu-real
 prepare-cpu-real: $(VENV)/.installed ## Shards for the CPU real-data experiment (no DS2 record, no PTB-XL fold 9-10)
-	$(ECG) prepare --source mitdb --raw $(SHARED)/mitdb --out $(CPU_REAL_SHARDS)/mitdb_ds1 --include-records $(MITDB_DS1)
-	$(ECG) prepare --source ptbxl --raw $(SHARED)/ptbxl --out $(CPU_REAL_SHARDS)/ptbxl_f1-8 --folds 1-8
+	$(ECG) prepare --source mitdb --raw $(SHARED)/mitdb --out $(CPU_REAL_SHARDS)/mitdb_ds1 --include-records $(call split,MITDB_DS1)
+	$(ECG) prepare --source ptbxl --raw $(SHARED)/ptbxl --out $(CPU_REAL_SHARDS)/ptbxl_f1-8 --folds $(call split,PTBXL_TRAIN_FOLDS)
 	$(ECG) prepare --source cinc2021 --raw $(SHARED)/cinc2021_samples --out $(CPU_REAL_SHARDS)/cinc2021
 	$(ECG) prepare --source cpsc2021 --raw $(SHARED)/cpsc2021_samples --out $(CPU_REAL_SHARDS)/cpsc2021
 

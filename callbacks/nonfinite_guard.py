@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from callbacks.safe_checkpoint import save_checkpoint_safely
+from ecg_dino.distributed import is_distributed
 
 
 class NonFiniteLossError(RuntimeError):
@@ -28,7 +29,7 @@ class NonFiniteLossError(RuntimeError):
 def all_ranks_finite(loss: torch.Tensor) -> bool:
     """True when ``loss`` is finite on every rank of the default process group (a collective)."""
     bad = (~torch.isfinite(loss.detach())).any().float().reshape(1)
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)
     return not bool(bad.item())
 

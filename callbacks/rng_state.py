@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.utilities import rank_zero_warn
 
+from ecg_dino.distributed import is_distributed
+
 
 def capture() -> dict[str, Any]:
     """This process's random states."""
@@ -50,7 +52,7 @@ class RNGState(L.Callback):
 
     def state_dict(self) -> dict[str, Any]:
         states = [capture()]
-        if dist.is_available() and dist.is_initialized():
+        if is_distributed():
             states = [None] * dist.get_world_size()
             dist.all_gather_object(states, capture())
         return {"ranks": states}

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from scipy import signal as sps
+
+from ecg_dino.signal import resample
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,13 @@ def _split_bounds(n_samples: int, split: str) -> slice:
     return slice(0, cut) if split == "train" else slice(cut, n_samples)
 
 
-def _resample(x: np.ndarray, from_hz: float, to_hz: float) -> np.ndarray:
-    ratio = Fraction(to_hz / from_hz).limit_denominator(1000)
-    if ratio == 1:
-        return x.astype(np.float32)
-    return sps.resample_poly(x, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
-
-
 def _read_nstdb(noise_dir: Path, noise_type: str, split: str, sample_rate_hz: float) -> np.ndarray:
     """One NSTDB noise record's split, [2, samples] mV at ``sample_rate_hz``."""
     import wfdb
 
     record = wfdb.rdrecord(str(noise_dir / noise_type))
     noise = record.p_signal.T  # [2, samples] mV (gain 0 in the header -> wfdb's 200 adu/mV)
-    return _resample(noise[:, _split_bounds(noise.shape[1], split)], record.fs, sample_rate_hz)
+    return resample(noise[:, _split_bounds(noise.shape[1], split)], record.fs, sample_rate_hz)
 
 
 def synthetic_noise(noise_type: str, n_samples: int, sample_rate_hz: float, rng: np.random.Generator):

@@ -17,7 +17,6 @@ split work by row group):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamodules.record import ECGRecord
+from ecg_dino.files import file_sha256
 
 SCHEMA = pa.schema(
     [
@@ -105,14 +105,6 @@ def write_shard(records: Iterable[ECGRecord], path: str | Path, row_group_size: 
         "sha256": file_sha256(path),
         "bytes": path.stat().st_size,
     }
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def num_row_groups(path: str | Path) -> int:

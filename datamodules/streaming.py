@@ -41,6 +41,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from datamodules.record import ECGRecord
 from datamodules.shards import decode_row
+from ecg_dino.distributed import rank_and_world_size
 
 Key = tuple[int, int, int]  # (shard index, row group, row within the group)
 Segment = tuple[int, int, int, int]  # (shard index, row group, first row, end row)
@@ -147,10 +148,9 @@ class ShardStream(IterableDataset):
             self.units.append(np.array(units, dtype=np.int64).reshape(-1, 3))
         if not any(len(units) for units in self.units):
             raise ValueError(f"no row groups to stream in sources {self.source_names}")
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank = torch.distributed.get_rank() if rank is None else rank
-            world_size = torch.distributed.get_world_size() if world_size is None else world_size
-        self.rank, self.world_size = rank or 0, world_size or 1
+        group_rank, group_size = rank_and_world_size()
+        self.rank = group_rank if rank is None else rank
+        self.world_size = group_size if world_size is None else world_size
         self.transform = transform
         self.batch_size = batch_size
         self.shuffle_buffer = shuffle_buffer

@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ecg_dino.consolidate import consolidated_checkpoint
+from ecg_dino.files import file_sha256
 from ecg_dino.model.vit import ECGViT, build_vit
 
 SAFETENSORS_CONFIG_KEY = "ecg_dino_backbone"
@@ -38,6 +39,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{path}: cannot be read as a weights-only checkpoint ({e})") from e
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """SHA-256 of a checkpoint file (cache keys, exports); a ``CheckpointError`` naming it when there is none."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    return file_sha256(path)
 
 
 def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:

@@ -18,16 +18,16 @@ from ecg_dino.parallel import close_process_group
 DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
 # Tools that are not Lightning subcommands: name -> module with ``main(argv) -> int``.
 TOOLS = {
-    "prepare": "datamodules.prepare",
-    "download": "datamodules.download",
-    "embed": "ecg_dino.embed",
-    "export": "ecg_dino.export",
-    "consolidate": "ecg_dino.consolidate",
-    "probe-ptbxl": "ecg_dino.probes.ptbxl",
-    "probe-mitbih": "ecg_dino.probes.mitbih",
-    "probe-cinc2017": "ecg_dino.probes.cinc2017",
-    "compare": "ecg_dino.probes.compare",
-    "curves": "ecg_dino.probes.curves",
+    "prepare": "ecg_dino.commands.prepare",
+    "download": "ecg_dino.commands.download",
+    "embed": "ecg_dino.commands.embed",
+    "export": "ecg_dino.commands.export",
+    "consolidate": "ecg_dino.commands.consolidate",
+    "probe-ptbxl": "ecg_dino.commands.probe_ptbxl",
+    "probe-mitbih": "ecg_dino.commands.probe_mitbih",
+    "probe-cinc2017": "ecg_dino.commands.probe_cinc2017",
+    "compare": "ecg_dino.commands.compare",
+    "curves": "ecg_dino.commands.curves",
 }
 
 

@@ -1,16 +1,11 @@
-"""``ecg-dino consolidate <sharded checkpoint dir> <out.ckpt>``: one file from a sharded checkpoint.
-
-A ``ModelParallelStrategy`` checkpoint is a directory of ``torch.distributed.checkpoint`` shards (model and
-optimizer) plus Lightning's ``meta.pt`` (hyper-parameters, step, loops, callbacks, data position). The output
-keeps Lightning's single-file layout minus the optimizer state: the full ``state_dict`` (``student.*``,
-``teacher.*``, ``gram_teacher.*``) and everything in ``meta.pt``. It loads with ``torch.load(weights_only=True)``
-and ``ecg_dino.checkpoint.load_backbone``; resume training from the sharded directory itself. Runs in one
-process without GPUs; the whole model must fit in CPU memory.
+"""One single-file checkpoint from a sharded one (``ecg-dino consolidate``): the full model weights rebuilt from
+the ``torch.distributed.checkpoint`` shards with Lightning's ``meta.pt``, without the optimizer state, written
+beside the destination and renamed into place. It loads with ``torch.load(weights_only=True)`` and
+``ecg_dino.checkpoint.load_backbone``; training resumes from the sharded directory itself.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +43,3 @@ def consolidate(src: str | Path, dst: str | Path) -> Path:
     torch.save(consolidated_checkpoint(src), partial)
     publish(partial, dst)
     return dst
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ecg-dino consolidate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "sharded", type=Path, help="sharded checkpoint directory, e.g. runs/x/version_0/checkpoints/last.ckpt"
-    )
-    parser.add_argument("output", type=Path, help="the single-file checkpoint to write")
-    args = parser.parse_args(argv)
-    try:
-        out = consolidate(args.sharded, args.output)
-    except ValueError as e:
-        parser.error(str(e))
-    n = len(torch.load(out, map_location="cpu", weights_only=True)["state_dict"])
-    print(f"wrote {out} ({n} tensors, {out.stat().st_size / 2**20:.1f} MiB)")
-    return 0

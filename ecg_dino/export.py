@@ -1,4 +1,4 @@
-"""``ecg-dino export``: a checkpoint's frozen backbone -> ``backbone.safetensors`` + ``backbone.json``.
+"""Export (``ecg-dino export``): a checkpoint's frozen backbone -> ``backbone.safetensors`` + ``backbone.json``.
 
 The safetensors file is self-contained (its metadata holds the backbone config, so ``load_backbone`` reads
 it directly); ``backbone.json`` repeats the config with what a user needs to feed the model (sample rate,
@@ -7,16 +7,13 @@ patch length, width, lead vocabulary) and where the weights came from.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
 from ecg_dino import __version__
-from ecg_dino.checkpoint import CheckpointError, backbone_state, export_safetensors, load_backbone
-from ecg_dino.embed import file_sha256
+from ecg_dino.checkpoint import CheckpointError, backbone_state, checkpoint_sha256, export_safetensors, load_backbone
 from ecg_dino.leads import LEADS
 
 
@@ -34,7 +31,7 @@ def export_backbone(ckpt: Path, out: Path, which: str = "teacher") -> dict:
         "config": config,
         "which": which,
         "source_checkpoint": str(ckpt),
-        "source_sha256": file_sha256(ckpt),
+        "source_sha256": checkpoint_sha256(ckpt),
         "sample_rate_hz": model.sample_rate_hz,
         "patch_samples": model.patch_samples,
         "embed_dim": model.embed_dim,
@@ -44,19 +41,3 @@ def export_backbone(ckpt: Path, out: Path, which: str = "teacher") -> dict:
     }
     (out / "backbone.json").write_text(json.dumps(info, indent=1))
     return info
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino export --ckpt last.ckpt --out exported/``."""
-    p = argparse.ArgumentParser(prog="ecg-dino export", description=__doc__.splitlines()[0])
-    p.add_argument("--ckpt", type=Path, required=True, help="Lightning or consolidated checkpoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--which", default="teacher", choices=("teacher", "student"))
-    args = p.parse_args(argv)
-    try:
-        info = export_backbone(args.ckpt, args.out, args.which)
-    except CheckpointError as e:
-        print(f"ecg-dino export: error: {e}", file=sys.stderr)
-        return 2
-    print(f"exported {info['num_parameters']:,} parameters to {args.out / 'backbone.safetensors'}")
-    return 0

@@ -44,6 +44,7 @@ from torch.distributed.fsdp import (
 )
 from torch.distributed.fsdp.wrap import CustomPolicy
 
+from ecg_dino.distributed import is_distributed
 from ecg_dino.model.heads import DINOHead
 from ecg_dino.model.vit import Block
 
@@ -54,7 +55,7 @@ def close_process_group() -> None:
     """Destroy the default process group if one is up. Call at the end of a multi-process run: gloo's worker
     threads left alive into interpreter shutdown abort the process (SIGABRT, "terminate called without an
     active exception") now and then, after the work is done."""
-    if dist.is_available() and dist.is_initialized():
+    if is_distributed():
         dist.destroy_process_group()
 
 

@@ -12,10 +12,10 @@ import pytest
 import scipy.io
 from conftest import SHARED_DATA, needs_shared_data
 
-from datamodules.prepare import main
 from datamodules.readers import make_reader
 from datamodules.readers.cinc2017 import read_reference, split_of
 from datamodules.shards import iter_records
+from ecg_dino.commands.prepare import main
 
 CINC = SHARED_DATA / "cinc2017"
 

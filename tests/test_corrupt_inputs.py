@@ -19,8 +19,8 @@ from fake_layouts import (
     write_wfdb_record,
 )
 
-from datamodules.prepare import main
 from datamodules.shards import iter_records
+from ecg_dino.commands.prepare import main
 
 FS = 500
 

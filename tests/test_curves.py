@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-from ecg_dino.probes.curves import main
+from ecg_dino.commands.curves import main
 
 
 def write_run(folder: Path, values: list[float]) -> None:

@@ -11,21 +11,15 @@ import torch
 
 from datamodules.record import ECGRecord
 from datamodules.shards import write_shard
-from ecg_dino import embed
 from ecg_dino.checkpoint import CheckpointError, export_safetensors, load_backbone
-from ecg_dino.embed import (
-    BackboneSpec,
-    EmbeddingCache,
-    EmbedOptions,
-    crop_starts,
-    embed_records,
-    read_table,
-    resample,
-    write_table,
-)
+from ecg_dino.commands import embed
 from ecg_dino.export import export_backbone
+from ecg_dino.features.backbone import BackboneSpec
+from ecg_dino.features.cache import EmbeddingCache, read_table, write_table
+from ecg_dino.features.records import EmbedOptions, crop_starts, embed_records
 from ecg_dino.leads import STANDARD_12
 from ecg_dino.model.vit import build_vit
+from ecg_dino.signal import resample
 
 TINY = {"size": "tiny", "depth": 1, "embed_dim": 32, "num_heads": 2}
 

@@ -13,11 +13,11 @@ from datamodules.noise import (
     TRAIN_FRACTION,
     NoiseBank,
     NoiseInjector,
-    _resample,
     _split_bounds,
     add_noise,
     synthetic_noise,
 )
+from ecg_dino.signal import resample
 
 NSTDB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "nstdb"
 NOISE_DIR = str(NSTDB) if (NSTDB / "bw.hea").exists() else None
@@ -74,7 +74,7 @@ def test_train_and_eval_noise_are_disjoint():
     cut = int(TRAIN_FRACTION * raw.shape[1])
     for split, part in (("train", raw[:, :cut]), ("eval", raw[:, cut:])):
         bank = NoiseBank(NOISE_DIR, RATE, split, noise_types=("ma",))
-        np.testing.assert_array_equal(bank.noise["ma"], _resample(part, 360.0, RATE))
+        np.testing.assert_array_equal(bank.noise["ma"], resample(part, 360.0, RATE))
 
 
 def test_missing_nstdb_falls_back_to_synthetic_with_a_warning(tmp_path, caplog):

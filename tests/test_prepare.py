@@ -15,8 +15,10 @@ from fake_layouts import write_code15, write_heedb, write_icentia11k
 from scipy.signal import resample_poly
 
 from datamodules import download
-from datamodules.prepare import main, parse_folds, parse_names
-from datamodules.shards import MIN_STEP_MV, file_sha256, iter_records
+from datamodules.shards import MIN_STEP_MV, iter_records
+from ecg_dino.commands import download as download_command
+from ecg_dino.commands.prepare import main, parse_folds, parse_names
+from ecg_dino.files import file_sha256
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not present")
@@ -267,7 +269,7 @@ def test_command_line_parsing(tmp_path):
 def test_download_calls_wfdb(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(download.wfdb, "dl_database", lambda *args, **kwargs: calls.append((args, kwargs)))
-    assert download.main(["nstdb", "--out", str(tmp_path / "nstdb")]) == 0
+    assert download_command.main(["nstdb", "--out", str(tmp_path / "nstdb")]) == 0
     assert calls == [(("nstdb",), {"dl_dir": str(tmp_path / "nstdb"), "records": "all", "overwrite": False})]
     with pytest.raises(SystemExit):
-        download.main(["not-a-database", "--out", str(tmp_path)])
+        download_command.main(["not-a-database", "--out", str(tmp_path)])

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 
 from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.commands import probe_mitbih
+from ecg_dino.features import beats as beat_features
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.calibration import softmax
-from ecg_dino.probes.cli import feature_part
+from ecg_dino.probes.embedding import feature_part
 from ecg_dino.probes.metrics import one_hot
 from ecg_dino.probes.rr_baseline import record_rr_features
+from ecg_dino.splits import MITDB_DS1, MITDB_DS2
 
 REPO = Path(__file__).resolve().parents[1]
 MITDB = REPO.parent / "shared" / "data" / "mitdb"
@@ -25,21 +28,21 @@ def test_beat_counts_equal_de_chazal() -> None:
     """Every annotated beat, first and last included, mapped to AAMI classes gives the published counts:
     DS1 N 45866, S 944, V 3788, F 415, Q 8 and DS2 N 44259, S 1837, V 3221, F 388, Q 7 (de Chazal, O'Dwyer
     & Reilly 2004, IEEE TBME 51(7), Table I; the same figures in Llamedo & Martínez 2011, IEEE TBME 58(3))."""
-    for names, expected in ((mitbih.DS1, mitbih.DS1_COUNTS), (mitbih.DS2, mitbih.DS2_COUNTS)):
-        beats = mitbih.beat_table(mitbih.read_records(MITDB, names))
+    for names, expected in ((MITDB_DS1, mitbih.DS1_COUNTS), (MITDB_DS2, mitbih.DS2_COUNTS)):
+        beats = beat_features.beat_table(mitbih.read_records(MITDB, names))
         assert beats.counts() == expected
 
 
 def test_aami_mapping_ignores_non_beat_symbols() -> None:
     ann = {"sample": [10, 20, 30, 40, 50, 60, 70], "symbol": ["N", "+", "A", "!", "V", "~", "f"]}
     rec = ECGRecord(np.zeros((1, 100)), 360.0, ("MLII",), "r", "p", "t", annotations=ann)
-    samples, labels = mitbih.annotated_beats(rec)
+    samples, labels = beat_features.annotated_beats(rec)
     assert samples.tolist() == [10, 30, 50, 70] and labels.tolist() == [0, 1, 2, 4]
 
 
 def test_beat_windows_centre_r_and_stay_inside_the_record() -> None:
     patch, window = 50, 7 * 50
-    starts, centre = mitbih.beat_window_starts(np.array([10, 1000, 1990]), 2000, window, patch)
+    starts, centre = beat_features.beat_window_starts(np.array([10, 1000, 1990]), 2000, window, patch)
     assert starts.tolist() == [0, 1000 - 3 * patch - 25, 2000 - window]
     assert centre[1] == 3 and (1000 - starts[1]) % patch == 25  # R mid centre patch
     assert centre.tolist() == [1, 3, 5]  # near the ends R sits in patch 0 / 6, clamped so R patch ± 1 fits
@@ -63,7 +66,7 @@ def test_record_without_annotations_is_an_error_naming_the_file(tmp_path: Path) 
 
 def test_validation_patients_hold_every_class() -> None:
     labels = {"a": [0, 1, 2, 3], "b": [0, 0, 1], "c": [0, 2, 3], "d": [0, 1, 2, 3], "e": [0]}
-    beats = mitbih.Beats(
+    beats = beat_features.Beats(
         record_id=np.array([r for r, ls in labels.items() for _ in ls], dtype=object),
         patient_id=np.array([r for r, ls in labels.items() for _ in ls], dtype=object),
         sample=np.zeros(sum(map(len, labels.values())), dtype=np.int64),
@@ -102,7 +105,7 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
-    assert mitbih.main(argv) == 0
+    assert probe_mitbih.main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     assert set(report["models"]) == {"model", "random_init", "rr_baseline"}
     test = report["models"]["model"]["test"]
@@ -135,7 +138,7 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
     intra = tmp_path / "intra"
     common = ["--ckpt", str(tiny_backbone_file), "--mitdb", str(MITDB), "--cache-dir", str(tmp_path / "cache")]
     argv = [*common, "--out", str(intra), "--ds2", "100", "213", "--paradigm", "intra", "--no-robustness"]
-    assert mitbih.main([*argv, "--n-boot", "20"]) == 0
+    assert probe_mitbih.main([*argv, "--n-boot", "20"]) == 0
     report = json.loads((intra / "report.json").read_text())
     assert report["settings"]["paradigm"] == "intra-patient"
     n_test = sum(report["data"]["test beats"].values())
@@ -160,16 +163,23 @@ def test_intra_patient_split_trains_on_each_records_first_half() -> None:
 def test_noisy_beat_features_stay_on_the_beats(tiny_backbone_file: Path) -> None:
     """A test-time condition resamples the record to the model's rate; the R peaks must move with it, so a
     barely-noisy (80 dB) record gives the clean features (regression: windows landed 1.44x off the beats)."""
-    from ecg_dino.embed import BackboneSpec, EmbeddingCache
-    from ecg_dino.probes.cli import beat_featurizer
+    from ecg_dino.features.backbone import BackboneSpec
+    from ecg_dino.features.cache import EmbeddingCache
+    from ecg_dino.probes.embedding import beat_featurizer
     from ecg_dino.probes.robustness import Condition
 
     records = mitbih.read_records(MITDB, ("100",))
-    beats = mitbih.beat_table(records)
+    beats = beat_features.beat_table(records)
     beats = beats.take(np.arange(0, len(beats), 97))  # ~23 beats spread over the record
     spec = BackboneSpec(tiny_backbone_file)
     feats = beat_featurizer(
-        spec, spec.load, mitbih.BeatOptions(), EmbeddingCache(None), REPO.parent / "shared" / "data" / "nstdb", 0, {}
+        spec,
+        spec.load,
+        beat_features.BeatOptions(),
+        EmbeddingCache(None),
+        REPO.parent / "shared" / "data" / "nstdb",
+        0,
+        {},
     )
     clean = feats(records, beats, None)
     noisy = feats(records, beats, Condition("em_80dB", noise_type="em", snr_db=80.0))
@@ -196,7 +206,7 @@ def test_paired_difference_cancels_the_shared_patient_spread() -> None:
         b["ci95"]["macro_auroc"][1] - b["ci95"]["macro_auroc"][0]
     )
     assert width < separate
-    for c in mitbih.AAMI_CLASSES:
+    for c in beat_features.AAMI_CLASSES:
         lo, hi = a["per_class"][c]["auroc_ci95"]
         assert lo <= a["per_class"][c]["auroc"] <= hi
 
@@ -204,10 +214,10 @@ def test_paired_difference_cancels_the_shared_patient_spread() -> None:
 def test_feature_parts_split_the_class_token_from_the_patch_tokens() -> None:
     dim = 3
     x = np.arange(2 * 4 * dim, dtype=np.float32).reshape(2, 4 * dim)
-    np.testing.assert_array_equal(mitbih.feature_columns(x, "cls"), x[:, :dim])
-    np.testing.assert_array_equal(mitbih.feature_columns(x, "patches"), x[:, dim:])
-    assert mitbih.feature_columns(x, "all") is x
+    np.testing.assert_array_equal(beat_features.feature_columns(x, "cls"), x[:, :dim])
+    np.testing.assert_array_equal(beat_features.feature_columns(x, "patches"), x[:, dim:])
+    assert beat_features.feature_columns(x, "all") is x
     with pytest.raises(ValueError, match="unknown feature part 'mean'"):
-        mitbih.feature_columns(x, "mean")
+        beat_features.feature_columns(x, "mean")
     patches = feature_part(lambda records, beats, condition: x, "patches")
     np.testing.assert_array_equal(patches([], None, None), x[:, dim:])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from datamodules.record import ECGRecord
+from ecg_dino.commands import probe_ptbxl
 from ecg_dino.probes import ptbxl
 from ecg_dino.probes.robustness import apply_condition, lead_conditions, noise_conditions
 
@@ -103,7 +104,7 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
         "--cache-dir",
         str(tmp_path / "cache"),
     ]
-    assert ptbxl.main(argv) == 0
+    assert probe_ptbxl.main(argv) == 0
     report = json.loads((out / "report.json").read_text())
     res = report["models"]["model"]["superdiagnostic"]
     assert set(report["models"]) == {"model", "random_init"}

@@ -9,8 +9,8 @@ import pytest
 from conftest import SHARED_DATA, TINY_MODULE, needs_shared_data
 
 from datamodules.multicrop import MultiCrop
-from datamodules.prepare import main as prepare
 from datamodules.pretrain_datamodule import PretrainDataModule
+from ecg_dino.commands.prepare import main as prepare
 from ecg_dino.module import DinoPretrainModule
 
 STEPS = 40

@@ -21,9 +21,9 @@ from typing import Any
 from datamodules.readers.base import RecordRef, make_record
 from datamodules.readers.wfdb_io import WfdbReader, list_headers, read_wfdb
 from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.splits import CINC2017_SPLITS
 
 CLASSES = ("N", "A", "O", "~")
-SPLITS = {"train": (1, 4500), "val": (4501, 5000), "test": (5001, 6000)}
 RECORD_NAME = re.compile(r"A(\d{5})")
 
 
@@ -33,7 +33,7 @@ def split_of(name: str) -> str:
     if not match:
         raise ValueError(f"{name!r} is not a CinC-2017 record name (A00001 … A08528)")
     number = int(match.group(1))
-    return next((split for split, (lo, hi) in SPLITS.items() if lo <= number <= hi), "unused")
+    return next((split for split, (lo, hi) in CINC2017_SPLITS.items() if lo <= number <= hi), "unused")
 
 
 def read_reference(path: Path) -> dict[str, str]:
@@ -58,9 +58,9 @@ class CinC2017Reader(WfdbReader):
 
     def __init__(self, root: str | Path, *, splits: Iterable[str] | None = None, **filters: Any) -> None:
         super().__init__(root, **filters)
-        unknown = set(splits or ()) - set(SPLITS)
+        unknown = set(splits or ()) - set(CINC2017_SPLITS)
         if unknown:
-            raise ValueError(f"unknown CinC-2017 split(s) {sorted(unknown)}; choose from {', '.join(SPLITS)}")
+            raise ValueError(f"unknown CinC-2017 split(s) {sorted(unknown)}; choose from {', '.join(CINC2017_SPLITS)}")
         self.splits = None if splits is None else set(splits)
 
     def _list(self) -> Iterator[RecordRef]:

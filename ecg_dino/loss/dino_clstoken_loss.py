@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ecg_dino.loss.sinkhorn_knopp import sinkhorn_knopp, world_size
+from ecg_dino.distributed import world_size
+from ecg_dino.loss.sinkhorn_knopp import sinkhorn_knopp
 
 
 class DINOLoss(nn.Module):

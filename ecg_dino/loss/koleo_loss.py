@@ -26,11 +26,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-
-def _rank_and_world_size() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from ecg_dino.distributed import rank_and_world_size
 
 
 class KoLeoLoss(nn.Module):
@@ -42,7 +38,7 @@ class KoLeoLoss(nn.Module):
     def forward(self, student_output: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
         """Features [n, D] -> scalar loss."""
         n = student_output.shape[0]
-        rank, world = _rank_and_world_size() if self.across_ranks else (0, 1)
+        rank, world = rank_and_world_size() if self.across_ranks else (0, 1)
         with torch.autocast(student_output.device.type, enabled=False):
             x = F.normalize(student_output.float(), p=2, dim=-1, eps=eps)  # [n, D]
             if world > 1:

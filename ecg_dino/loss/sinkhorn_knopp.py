@@ -19,10 +19,7 @@ from __future__ import annotations
 import torch
 import torch.distributed as dist
 
-
-def world_size() -> int:
-    """Number of ranks of the default process group, 1 when ``torch.distributed`` is not initialised."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+from ecg_dino.distributed import world_size
 
 
 def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:

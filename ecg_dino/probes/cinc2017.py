@@ -21,7 +21,8 @@ import numpy as np
 
 from datamodules.readers import make_reader
 from datamodules.readers.base import Reader, RecordRef
-from datamodules.readers.cinc2017 import CLASSES, SPLITS
+from datamodules.readers.cinc2017 import CLASSES
+from ecg_dino.features.sources import file_fingerprint
 from ecg_dino.probes.attentive import RecordTokens, fit_attentive
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
@@ -35,7 +36,7 @@ from ecg_dino.probes.metrics import (
     per_label_auroc,
     percentile_ci,
 )
-from ecg_dino.probes.sources import file_fingerprint
+from ecg_dino.splits import CINC2017_SPLITS
 
 FRACTIONS = (0.01, 0.1, 1.0)
 SCORED = ("N", "A", "O")  # the classes the challenge's F1 averages; CLASSES puts them first
@@ -55,14 +56,16 @@ class CinC2017Split:
         """All records of the three splits, or the first ``limit`` of each (smoke tests)."""
         if not Path(root).is_dir():
             raise FileNotFoundError(f"{root}: CinC-2017 folder not found")
-        reader = make_reader("cinc2017", root, splits=list(SPLITS), window_seconds=0)
+        reader = make_reader("cinc2017", root, splits=list(CINC2017_SPLITS), window_seconds=0)
         listed = sorted(reader.list_records(), key=lambda r: r.record_id)
-        by_split = {part: [r for r in listed if not r.problem and r.labels["split"] == part] for part in SPLITS}
-        refs = [r for part in SPLITS for r in by_split[part][:limit]]
+        by_split = {
+            part: [r for r in listed if not r.problem and r.labels["split"] == part] for part in CINC2017_SPLITS
+        }
+        refs = [r for part in CINC2017_SPLITS for r in by_split[part][:limit]]
         split = cls(Path(root), reader, refs, [r.problem for r in listed if r.problem])
-        for part in SPLITS:
+        for part in CINC2017_SPLITS:
             if not split.indices(part).size:
-                raise ValueError(f"{root}: no labelled CinC-2017 {part} records ({SPLITS[part]} by number)")
+                raise ValueError(f"{root}: no labelled CinC-2017 {part} records ({CINC2017_SPLITS[part]} by number)")
         return split
 
     @property
@@ -82,7 +85,7 @@ class CinC2017Split:
     def counts(self) -> dict[str, dict[str, int]]:
         """Records per class in each split."""
         y = self.labels
-        return {p: {c: int((y[self.indices(p)] == k).sum()) for k, c in enumerate(CLASSES)} for p in SPLITS}
+        return {p: {c: int((y[self.indices(p)] == k).sum()) for k, c in enumerate(CLASSES)} for p in CINC2017_SPLITS}
 
 
 def stratified_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -153,7 +156,7 @@ def fit_fractions(
 ) -> tuple[dict[str, Any], LinearProbe]:
     """One class-balanced head per training fraction, tested; calibration of the largest, which is returned."""
     y = split.labels
-    train, val, test = (split.indices(p) for p in SPLITS)
+    train, val, test = (split.indices(p) for p in CINC2017_SPLITS)
     results: dict[str, Any] = {"fractions": {}}
     heads = {}
     for fraction in fractions:
@@ -182,7 +185,7 @@ def attentive_probe(
     """The attentive head on every training record's patch tokens (weight decay and epoch chosen on validation),
     tested; also returns its test probabilities."""
     y = split.labels
-    train, val, test = (split.indices(p) for p in SPLITS)
+    train, val, test = (split.indices(p) for p in CINC2017_SPLITS)
     probe = fit_attentive(
         records.take(train),
         y[train],
@@ -242,10 +245,3 @@ def _headline(res: dict[str, Any]) -> dict[str, Any]:
 
 def _num(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino probe-cinc2017``; parsing and orchestration live in ``ecg_dino.probes.cli``."""
-    from ecg_dino.probes.cli import main_cinc2017
-
-    return main_cinc2017(argv)

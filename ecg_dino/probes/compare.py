@@ -1,4 +1,4 @@
-"""``ecg-dino compare``: one table (Markdown + JSON) and robustness plots from several probe reports.
+"""Comparison of probe reports (``ecg-dino compare``): one table (Markdown + JSON) and robustness plots.
 
 Each report already holds its checkpoint (``model``) and the random-init twin of the same backbone and seed;
 the twin is taken once and checked to be the same in every report. The table answers two questions: does the
@@ -9,14 +9,15 @@ AUROC and the paired difference to random init.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecg_dino.probes.figures import plot_curves, snr_panels
+from ecg_dino.probes.markdown import fmt, table
 from ecg_dino.probes.mitbih import WITHIN_PATIENT_MIN_BEATS
-from ecg_dino.probes.report import fmt, plot_curves, snr_panels, table, to_jsonable
+from ecg_dino.probes.report import to_jsonable
 
 RANDOM, RR = "random init", "RR intervals"
 TITLES = {"mitbih": "MIT-BIH", "ptbxl": "PTB-XL", "cinc2017": "CinC 2017"}
@@ -307,30 +308,30 @@ def plots(
     return written
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="ecg-dino compare", description=__doc__.splitlines()[0])
-    p.add_argument("--mitbih", nargs="*", default=[], help="NAME=probe-mitbih/report.json …")
-    p.add_argument("--ptbxl", nargs="*", default=[], help="NAME=probe-ptbxl/report.json …")
-    p.add_argument("--cinc2017", nargs="*", default=[], help="NAME=probe-cinc2017/report.json …")
-    p.add_argument("--out", type=Path, required=True, help="folder for comparison.md/.json and the plots")
-    args = p.parse_args(argv)
-    try:
-        mitbih, ptbxl = named_reports(args.mitbih, "mitbih"), named_reports(args.ptbxl, "ptbxl")
-        cinc2017 = named_reports(args.cinc2017, "cinc2017")
-        if not mitbih and not ptbxl and not cinc2017:
-            raise ValueError("give at least one --mitbih, --ptbxl or --cinc2017 report")
-        result = build(mitbih, ptbxl, cinc2017)
-    except (OSError, ValueError, KeyError) as e:
-        print(f"ecg-dino compare: error: {e}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    result["figures"] = plots(mitbih, ptbxl, args.out, cinc2017)
+@dataclass(frozen=True)
+class ComparisonOptions:
+    """The reports to compare (``NAME=path/report.json`` per probe) and the output folder."""
+
+    out: Path
+    mitbih: tuple[str, ...] = ()
+    ptbxl: tuple[str, ...] = ()
+    cinc2017: tuple[str, ...] = ()
+
+
+def write_comparison(opts: ComparisonOptions) -> Path:
+    """``comparison.md``, ``comparison.json`` and the plots in ``opts.out``; returns the Markdown file."""
+    mitbih, ptbxl = named_reports(list(opts.mitbih), "mitbih"), named_reports(list(opts.ptbxl), "ptbxl")
+    cinc2017 = named_reports(list(opts.cinc2017), "cinc2017")
+    if not mitbih and not ptbxl and not cinc2017:
+        raise ValueError("give at least one --mitbih, --ptbxl or --cinc2017 report")
+    result = build(mitbih, ptbxl, cinc2017)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    result["figures"] = plots(mitbih, ptbxl, opts.out, cinc2017)
     result["reports"] = {
         f"{probe} {pair.partition('=')[0]}": pair.partition("=")[2]
-        for probe, pairs in (("mitbih", args.mitbih), ("ptbxl", args.ptbxl), ("cinc2017", args.cinc2017))
+        for probe, pairs in (("mitbih", opts.mitbih), ("ptbxl", opts.ptbxl), ("cinc2017", opts.cinc2017))
         for pair in pairs
     }
-    (args.out / "comparison.json").write_text(json.dumps(to_jsonable(result), indent=1))
-    (args.out / "comparison.md").write_text(markdown(result, result["reports"]))
-    print((args.out / "comparison.md").read_text())
-    return 0
+    (opts.out / "comparison.json").write_text(json.dumps(to_jsonable(result), indent=1))
+    (opts.out / "comparison.md").write_text(markdown(result, result["reports"]))
+    return opts.out / "comparison.md"

@@ -1,4 +1,4 @@
-"""``ecg-dino curves``: the online-probe learning curves of several runs, from their TensorBoard event files.
+"""Online-probe learning curves of several runs (``ecg-dino curves``), from their TensorBoard event files.
 
 Writes ``online_probe_curves.png`` (one panel per probe set, one line per run, the step-0 value of each run as
 its random-init reference), ``online_probe_curves.md`` (every logged point) and ``online_probe_curves.json``.
@@ -6,9 +6,8 @@ its random-init reference), ``online_probe_curves.md`` (every logged point) and 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -81,25 +80,24 @@ def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
     plt.close(fig)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino curves NAME=RUN_DIR ... --out DIR``."""
-    p = argparse.ArgumentParser(prog="ecg-dino curves", description=__doc__)
-    p.add_argument("runs", nargs="+", help="NAME=runs/<name>/version_<n> (a folder holding event files)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the PNG, Markdown and JSON")
-    args = p.parse_args(argv)
-    try:
-        runs = {}
-        for pair in args.runs:
-            name, sep, folder = pair.partition("=")
-            if not sep or not name or not folder:
-                raise ValueError(f"expected NAME=RUN_DIR, got {pair!r}")
-            runs[name] = read_curves(Path(folder))
-    except (FileNotFoundError, ValueError) as e:
-        print(f"ecg-dino curves: error: {e}", file=sys.stderr)
-        return 2
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "online_probe_curves.json").write_text(json.dumps(runs, indent=1))
-    (args.out / "online_probe_curves.md").write_text(markdown(runs))
-    plot(runs, args.out / "online_probe_curves.png")
-    print(f"wrote {args.out / 'online_probe_curves.png'} and .md/.json")
-    return 0
+@dataclass(frozen=True)
+class CurvesOptions:
+    """The runs (``NAME=RUN_DIR``, a folder holding event files) and the output folder."""
+
+    runs: tuple[str, ...]
+    out: Path
+
+
+def write_curves(opts: CurvesOptions) -> Path:
+    """``online_probe_curves.png``/``.md``/``.json`` in ``opts.out``; returns the PNG."""
+    runs = {}
+    for pair in opts.runs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"expected NAME=RUN_DIR, got {pair!r}")
+        runs[name] = read_curves(Path(folder))
+    opts.out.mkdir(parents=True, exist_ok=True)
+    (opts.out / "online_probe_curves.json").write_text(json.dumps(runs, indent=1))
+    (opts.out / "online_probe_curves.md").write_text(markdown(runs))
+    plot(runs, opts.out / "online_probe_curves.png")
+    return opts.out / "online_probe_curves.png"

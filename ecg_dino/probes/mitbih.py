@@ -1,19 +1,13 @@
-"""MIT-BIH beat probe: AAMI classes from ``.atr`` beat annotations, inter-patient DS1 -> DS2 (de Chazal 2004),
-or intra-patient (each record's first half of beats -> its second half).
+"""MIT-BIH beat probe: AAMI classes from ``.atr`` beat annotations, inter-patient DS1 -> DS2 (de Chazal 2004,
+``ecg_dino.splits``), or intra-patient (each record's first half of beats -> its second half).
 
-AAMI EC57 classes: N (N, L, R, e, j), S (A, a, J, S), V (V, E), F (F), Q (/, f, Q); every other symbol
-(rhythm changes, noise, ``!`` flutter waves, ``|``, ``x``, ``+`` …) is not a beat and is ignored. Paced
-records 102, 104, 107, 217 are in neither set. Every annotated beat is kept, the first and last included,
-which reproduces the published counts (``DS1_COUNTS``/``DS2_COUNTS``).
-
-A beat's embedding: one beat-centred window of ``window_patches`` patches (odd; the R peak sits in the
-middle of the centre patch) goes through the backbone; its class token and the patch tokens of the R patch
-and its two neighbours (each averaged over leads) are concatenated: 4·D features.
+Beats and their AAMI classes come from ``ecg_dino.features.beats``, which keeps every annotated beat, the first
+and last included; that reproduces the published counts (``DS1_COUNTS``/``DS2_COUNTS``). Paced records 102, 104,
+107, 217 are in neither set. Beat features are ``ecg_dino.features.beats.embed_beats``: 4·D per beat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +16,7 @@ import numpy as np
 
 from datamodules.readers import make_reader
 from datamodules.record import BadRecordError, ECGRecord
-from ecg_dino.embed import forward_batch, resample
-from ecg_dino.leads import lead_indices
-from ecg_dino.model.vit import ECGViT
+from ecg_dino.features.beats import AAMI_CLASSES, Beats, beat_table
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
 from ecg_dino.probes.metrics import (
@@ -41,17 +33,6 @@ from ecg_dino.probes.metrics import (
     within_group_auroc,
 )
 
-# One line per set (a literal tuple would be formatted 22 lines long).
-DS1 = tuple("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split())  # noqa: SIM905
-DS2 = tuple("100 103 105 111 113 117 121 123 200 202 210 212 213 214 219 221 222 228 231 232 233 234".split())  # noqa: SIM905
-AAMI_CLASSES = ("N", "S", "V", "F", "Q")
-SYMBOL_TO_AAMI = {
-    **dict.fromkeys("NLRej", 0),
-    **dict.fromkeys("AaJS", 1),
-    **dict.fromkeys("VE", 2),
-    "F": 3,
-    **dict.fromkeys("/fQ", 4),
-}
 # Beats per AAMI class, de Chazal et al. 2004 (IEEE TBME 51(7):1196-1206), Table I, as restated by Llamedo &
 # Martínez 2011 (IEEE TBME 58(3):616-625).
 DS1_COUNTS = {"N": 45866, "S": 944, "V": 3788, "F": 415, "Q": 8}
@@ -60,58 +41,6 @@ DS2_COUNTS = {"N": 44259, "S": 1837, "V": 3221, "F": 388, "Q": 7}
 WITHIN_PATIENT_MIN_BEATS = 10
 NSTDB_SNR_DB = {"24": 24, "18": 18, "12": 12, "06": 6, "00": 0, "_6": -6}  # record-name suffix -> SNR
 NOISY_RECORDS = tuple(f"{r}e{s}" for r in ("118", "119") for s in NSTDB_SNR_DB)
-
-
-@dataclass(frozen=True)
-class BeatOptions:
-    """How beats become embeddings; part of the cache key."""
-
-    window_patches: int = 7
-    precision: str = "fp32"
-    batch_size: int = 512
-
-    def __post_init__(self) -> None:
-        if self.window_patches < 3 or self.window_patches % 2 == 0:
-            raise ValueError(f"window_patches must be odd and at least 3, got {self.window_patches}")
-
-
-@dataclass
-class Beats:
-    """Beats of several records: record, patient, R-peak sample at the native rate, AAMI class (-1 unknown)."""
-
-    record_id: np.ndarray
-    patient_id: np.ndarray
-    sample: np.ndarray
-    label: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.label)
-
-    def take(self, idx: np.ndarray) -> Beats:
-        return Beats(self.record_id[idx], self.patient_id[idx], self.sample[idx], self.label[idx])
-
-    def counts(self) -> dict[str, int]:
-        """Beats per AAMI class."""
-        return {c: int((self.label == k).sum()) for k, c in enumerate(AAMI_CLASSES)}
-
-
-def annotated_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
-    """(R-peak samples, AAMI class indices) of the record's beat annotations; non-beat symbols dropped."""
-    ann = record.annotations
-    keep = [i for i, s in enumerate(ann["symbol"]) if s in SYMBOL_TO_AAMI]
-    samples = np.asarray(ann["sample"], dtype=np.int64)[keep]
-    return samples, np.array([SYMBOL_TO_AAMI[ann["symbol"][i]] for i in keep], dtype=np.int64)
-
-
-def detected_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
-    """R peaks found by ``neurokit2.ecg_peaks`` on the first lead (unannotated data); classes unknown (-1)."""
-    import neurokit2 as nk
-
-    rate = round(record.sample_rate_hz)
-    clean = nk.ecg_clean(record.signal[0], sampling_rate=rate)
-    _, info = nk.ecg_peaks(clean, sampling_rate=rate)
-    samples = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
-    return samples, np.full(len(samples), -1, dtype=np.int64)
 
 
 def read_records(root: Path, names: tuple[str, ...]) -> list[ECGRecord]:
@@ -126,66 +55,6 @@ def read_records(root: Path, names: tuple[str, ...]) -> list[ECGRecord]:
     reader = make_reader("mitdb", root, records=names, window_seconds=0)
     by_name = {ref.record_id.rsplit("/", 1)[-1]: ref for ref in reader.list_records()}
     return [reader.load(by_name[name]) for name in names]
-
-
-def beat_table(records: list[ECGRecord]) -> Beats:
-    """All annotated beats of the records (R peaks detected where a record has no annotations)."""
-    parts = [annotated_beats(r) if r.annotations is not None else detected_beats(r) for r in records]
-    return Beats(
-        record_id=np.concatenate([[r.record_id] * len(s) for r, (s, _) in zip(records, parts)]).astype(object),
-        patient_id=np.concatenate([[r.patient_id] * len(s) for r, (s, _) in zip(records, parts)]).astype(object),
-        sample=np.concatenate([s for s, _ in parts]),
-        label=np.concatenate([lab for _, lab in parts]),
-    )
-
-
-def beat_window_starts(r_samples: np.ndarray, num_samples: int, window: int, patch: int) -> tuple[np.ndarray, ...]:
-    """(window starts, index of the patch holding R) for beat-centred windows, shifted inside the record.
-
-    The window starts ``(window/patch)//2 + ½`` patches before R, so R lies mid centre patch; near the
-    record's ends the window is shifted inwards and the R patch index moves with it (clamped to keep ±1).
-    """
-    n_patches = window // patch
-    start = r_samples - (n_patches // 2) * patch - patch // 2
-    start = np.clip(start, 0, max(0, num_samples - window))
-    centre = np.clip((r_samples - start) // patch, 1, n_patches - 2)
-    return start, centre
-
-
-def embed_beats(backbone: ECGViT, record: ECGRecord, r_samples: np.ndarray, options: BeatOptions) -> np.ndarray:
-    """Beat features [n, 4·D]: class token ‖ lead-averaged patch tokens of (R patch − 1, R patch, R patch + 1).
-
-    ``r_samples`` are at the record's rate; the record is resampled to the model's rate first.
-    """
-    rate, patch, batch_size = backbone.sample_rate_hz, backbone.patch_samples, options.batch_size
-    signal = resample(record.signal, record.sample_rate_hz, rate)
-    r_model = np.round(r_samples * rate / record.sample_rate_hz).astype(np.int64)
-    window = options.window_patches * patch
-    if signal.shape[1] < window:
-        raise BadRecordError(f"{record.record_id}: shorter than one beat window ({options.window_patches} patches)")
-    starts, centre = beat_window_starts(r_model, signal.shape[1], window, patch)
-    ids = np.asarray(lead_indices(record.leads))
-    feats = []
-    for i in range(0, len(starts), batch_size):
-        s, c = starts[i : i + batch_size], centre[i : i + batch_size]
-        windows = signal[:, s[:, None] + np.arange(window)].transpose(1, 0, 2)  # [B, L, window]
-        out = forward_batch(backbone, list(windows), [ids] * len(s), options.precision)
-        tokens = out["patches"].mean(1)  # [B, P, D] averaged over leads
-        near = np.take_along_axis(tokens, (c[:, None] + np.arange(-1, 2))[:, :, None], axis=1)  # [B, 3, D]
-        feats.append(np.concatenate([out["cls"], near.reshape(len(s), -1)], axis=1))
-    return np.concatenate(feats) if feats else np.zeros((0, 4 * backbone.embed_dim), np.float32)
-
-
-FEATURE_PARTS = ("all", "cls", "patches")
-
-
-def feature_columns(x: np.ndarray, part: str) -> np.ndarray:
-    """The columns of beat features [n, 4·D] that ``part`` names: all, the class token, or the three patch
-    tokens; probing each part alone shows which one carries the beat information."""
-    if part not in FEATURE_PARTS:
-        raise ValueError(f"unknown feature part {part!r}; choose from {FEATURE_PARTS}")
-    dim = x.shape[1] // 4
-    return {"all": x, "cls": x[:, :dim], "patches": x[:, dim:]}[part]
 
 
 def validation_records(beats: Beats, n_records: int, seed: int, required: tuple[int, ...] = (0, 1, 2, 3)) -> list[str]:
@@ -371,24 +240,3 @@ def run_beat_probe(
             "after": reliability_curve(scaled, beats2.label, False),
         },
     }, head
-
-
-def beat_embedding_table(backbone: ECGViT, records: Iterable[ECGRecord], options: BeatOptions) -> dict[str, Any]:
-    """Per-beat embeddings of any records (annotated beats, else neurokit2 R peaks) as Parquet columns."""
-    parts = []
-    for record in records:
-        beats = beat_table([record])
-        parts.append((beats, embed_beats(backbone, record, beats.sample, options)))
-    return {
-        "record_id": np.concatenate([b.record_id for b, _ in parts]),
-        "sample": np.concatenate([b.sample for b, _ in parts]),
-        "aami_class": np.concatenate([b.label for b, _ in parts]),
-        "features": np.concatenate([x for _, x in parts]),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino probe-mitbih``; parsing and orchestration live in ``ecg_dino.probes.cli``."""
-    from ecg_dino.probes.cli import main_mitbih
-
-    return main_mitbih(argv)

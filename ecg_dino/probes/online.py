@@ -35,13 +35,16 @@ import torch
 
 from datamodules.readers import make_reader
 from datamodules.readers.cinc2017 import CLASSES as CINC2017_CLASSES
-from ecg_dino.embed import resample
+from ecg_dino.features.beats import beat_table, beat_window_starts
 from ecg_dino.leads import lead_indices
+from ecg_dino.model.pooling import pool
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import mitbih, ptbxl
 from ecg_dino.probes.cinc2017 import stratified_subset
 from ecg_dino.probes.linear import balanced_class_weights, fit_head, standardiser
 from ecg_dino.probes.metrics import masked_macro_auroc, one_hot
+from ecg_dino.signal import resample
+from ecg_dino.splits import MITDB_DS1
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +138,11 @@ def ptbxl_set(root: Path, rate_hz: float, crop_samples: int, max_records: int | 
 
 def mitbih_set(root: Path, rate_hz: float, patch_samples: int, beats_per_class: int = 100, seed: int = 0) -> ProbeSet:
     """Beat-centred windows of at most ``beats_per_class`` DS1 beats of each of N, S, V; folds by patient."""
-    records = mitbih.read_records(root, mitbih.DS1)
-    beats = mitbih.beat_table(records)
+    records = mitbih.read_records(root, MITDB_DS1)
+    beats = beat_table(records)
     keep = np.flatnonzero(np.isin(beats.label, [0, 1, 2]))
     beats = beats.take(keep[mitbih.stratified_subsample(beats.label[keep], beats_per_class, seed)])
-    fold_one = mitbih.validation_records(beats, len(mitbih.DS1) // 2, seed, required=(0, 1, 2))
+    fold_one = mitbih.validation_records(beats, len(MITDB_DS1) // 2, seed, required=(0, 1, 2))
     window = 7 * patch_samples
     crops, ids, centre, order = [], [], [], []
     for record in records:
@@ -148,7 +151,7 @@ def mitbih_set(root: Path, rate_hz: float, patch_samples: int, beats_per_class: 
             continue
         signal = resample(record.signal, record.sample_rate_hz, rate_hz)
         r_model = np.round(beats.sample[rows] * rate_hz / record.sample_rate_hz).astype(np.int64)
-        starts, c = mitbih.beat_window_starts(r_model, signal.shape[1], window, patch_samples)
+        starts, c = beat_window_starts(r_model, signal.shape[1], window, patch_samples)
         crops.append(signal[:, starts[:, None] + np.arange(window)].transpose(1, 0, 2))  # [n, L, window]
         ids.append(np.tile(lead_indices(record.leads), (len(rows), 1)))
         centre.append(c)
@@ -186,14 +189,13 @@ def embed_set(
                 torch.from_numpy(probe_set.lead_mask[s]).to(device),
                 torch.from_numpy(probe_set.valid_samples[s]).to(device),
             )
-        patches, mask = out["patches"].float(), out["patch_mask"][..., None].float()  # [B, L, P, D], [B, L, P, 1]
         if probe_set.centre_patch is None:
-            pooled = (patches * mask).sum((1, 2)) / mask.sum((1, 2)).clamp_min(1)  # [B, D]
+            pooled = pool(out, "mean")  # [B, D]
         else:
-            tokens = (patches * mask).sum(1) / mask.sum(1).clamp_min(1)  # [B, P, D] lead-averaged
+            tokens = pool(out, "lead_mean")  # [B, P, D]
             near = torch.from_numpy(probe_set.centre_patch[s]).to(device)[:, None] + torch.arange(-1, 2, device=device)
             pooled = tokens.gather(1, near[..., None].expand(-1, -1, tokens.shape[-1])).flatten(1)  # [B, 3D]
-        feats.append(torch.cat([out["cls"].float(), pooled], dim=1).cpu().numpy())
+        feats.append(torch.cat([pool(out, "cls"), pooled], dim=1).cpu().numpy())
     crop_feats = np.concatenate(feats)
     sums = np.zeros((probe_set.num_items, crop_feats.shape[1]))
     np.add.at(sums, probe_set.item, crop_feats)

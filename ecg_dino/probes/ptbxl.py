@@ -22,6 +22,7 @@ import pandas as pd
 
 from datamodules.readers import make_reader
 from datamodules.readers.base import Reader, RecordRef
+from ecg_dino.features.sources import file_fingerprint
 from ecg_dino.probes.attentive import RecordTokens, fit_attentive
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, sigmoid
 from ecg_dino.probes.linear import LinearProbe, fit_probe
@@ -32,11 +33,10 @@ from ecg_dino.probes.metrics import (
     paired_difference,
     percentile_ci,
 )
-from ecg_dino.probes.sources import file_fingerprint
+from ecg_dino.splits import PTBXL_TEST_FOLD, PTBXL_TRAIN_FOLDS, PTBXL_VAL_FOLD
 
 LABEL_SETS = ("all", "diagnostic", "subdiagnostic", "superdiagnostic", "form", "rhythm")
 FRACTIONS = (0.01, 0.1, 1.0)
-TRAIN_FOLDS, VAL_FOLD, TEST_FOLD = tuple(range(1, 9)), 9, 10
 
 
 def check_root(root: Path) -> None:
@@ -129,7 +129,7 @@ class PTBXLSplit:
 
     def indices(self, part: str) -> np.ndarray:
         """Row indices of ``train`` (folds 1–8), ``val`` (9) or ``test`` (10)."""
-        folds = {"train": TRAIN_FOLDS, "val": (VAL_FOLD,), "test": (TEST_FOLD,)}[part]
+        folds = {"train": PTBXL_TRAIN_FOLDS, "val": (PTBXL_VAL_FOLD,), "test": (PTBXL_TEST_FOLD,)}[part]
         return np.flatnonzero(np.isin(self.folds, folds))
 
 
@@ -286,10 +286,3 @@ def run_ptbxl(
                 records, split, statements, label_set, seed, n_boot, num_queries
             )
     return results, scores
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino probe-ptbxl``; parsing and orchestration live in ``ecg_dino.probes.cli``."""
-    from ecg_dino.probes.cli import main_ptbxl
-
-    return main_ptbxl(argv)

@@ -16,8 +16,8 @@ import numpy as np
 
 from datamodules.noise import NOISE_TYPES, add_noise
 from datamodules.record import ECGRecord
-from ecg_dino.embed import resample
 from ecg_dino.leads import LIMB_6, STANDARD_12
+from ecg_dino.signal import resample
 
 SNRS_DB = (24.0, 18.0, 12.0, 6.0, 0.0, -6.0)
 LEAD_SUBSETS: dict[int, tuple[str, ...]] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from datamodules.record import BadRecordError
-from ecg_dino.probes.mitbih import Beats
+from ecg_dino.features.beats import Beats
 
 LOCAL_BEATS = 10
 

@@ -1,0 +1,51 @@
+"""One dataset folder -> one Parquet table of record (or beat) embeddings, through the embedding cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecg_dino.features.backbone import BackboneSpec
+from ecg_dino.features.beats import BeatOptions, beat_embedding_table
+from ecg_dino.features.cache import DEFAULT_CACHE, EmbeddingCache, write_table
+from ecg_dino.features.records import EmbedOptions, embed_records
+from ecg_dino.features.sources import open_source
+
+
+@dataclass(frozen=True)
+class DatasetEmbedding:
+    """What ``ecg-dino embed`` writes: which weights, which folder, records or beats, where."""
+
+    ckpt: Path
+    data: Path
+    out: Path
+    source: str | None = None  # dataset kind; guessed from the folder when None
+    which: str = "teacher"
+    options: EmbedOptions = field(default_factory=EmbedOptions)
+    beats: bool = False  # per-beat embeddings (``BeatOptions`` at ``options.precision``) instead of per record
+    cache_dir: Path | None = DEFAULT_CACHE
+
+
+def embed_dataset(job: DatasetEmbedding) -> int:
+    """Embed every record (or beat) of ``job.data`` into ``job.out``; returns the number of rows written."""
+    spec = BackboneSpec(job.ckpt, job.which)
+    backbone = spec.load()
+    source = open_source(job.data, job.source)
+    cache = EmbeddingCache(job.cache_dir)
+    if job.beats:
+        beat_options = BeatOptions(precision=job.options.precision)
+        columns = cache.get_or_compute(
+            spec.cache_key(),
+            f"{source.key}:beats",
+            beat_options,
+            lambda: beat_embedding_table(backbone, source.records(), beat_options),
+        )
+    else:
+        columns = cache.get_or_compute(
+            spec.cache_key(),
+            source.key,
+            job.options,
+            lambda: embed_records(backbone, source.records(), job.options, len(source)),
+        )
+    write_table(columns, job.out)
+    return len(columns["record_id"])
