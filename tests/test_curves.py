@@ -27,6 +27,11 @@ def test_curves_of_two_runs(tmp_path: Path):
     table = (tmp_path / "out" / "online_probe_curves.md").read_text()
     assert "| noise | 0.700 | 0.750 | 0.800 |" in table and "| plain | 0.700 | 0.680 | 0.660 |" in table
     assert (tmp_path / "out" / "online_probe_curves.png").stat().st_size > 10_000
+    minutes = curves["noise"]["minutes"]  # wall time since the run's first event, at each online-probe step
+    assert list(minutes) == ["0", "250", "500"] and 0 <= minutes["0"] <= minutes["500"] < 1
+    assert "## minutes" in table
+    assert main([f"noise={tmp_path / 'a'}", "--out", str(tmp_path / "wall"), "--x", "minutes"]) == 0
+    assert (tmp_path / "wall" / "online_probe_curves.png").stat().st_size > 10_000
 
 
 def test_a_run_without_online_probe_is_an_error(tmp_path: Path, capsys):

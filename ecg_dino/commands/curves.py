@@ -20,8 +20,11 @@ def parse(argv: list[str] | None) -> CurvesOptions:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__)
     p.add_argument("runs", nargs="+", help="NAME=runs/<name>/version_<n> (a folder holding event files)")
     p.add_argument("--out", type=Path, required=True, help="folder for the PNG, Markdown and JSON")
+    p.add_argument(
+        "--x", choices=("step", "minutes"), default="step", help="plot against the step or the wall time (minutes)"
+    )
     args = p.parse_args(argv)
-    return CurvesOptions(tuple(args.runs), args.out)
+    return CurvesOptions(tuple(args.runs), args.out, args.x)
 
 
 def main(argv: list[str] | None = None) -> int:

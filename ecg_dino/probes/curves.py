@@ -2,6 +2,8 @@
 
 Writes ``online_probe_curves.png`` (one panel per probe set, one line per run, the step-0 value of each run as
 its random-init reference), ``online_probe_curves.md`` (every logged point) and ``online_probe_curves.json``.
+Each run also gets ``minutes``: the wall time from its first event to each logged online probe, so runs of
+different speeds can be compared at equal wall time (``x="minutes"`` plots against it).
 """
 
 from __future__ import annotations
@@ -14,37 +16,51 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 PREFIX, SUFFIX = "online_probe/", "/auroc"
 COST = "online_probe/cost_fraction"
+MINUTES = "minutes"
+NOT_SETS = ("cost_fraction", MINUTES)
 
 
 def read_curves(run_dir: Path) -> dict[str, dict[int, float]]:
-    """{probe set: {step: AUROC}} and ``cost_fraction`` of one run's event files (the last value per step)."""
+    """{probe set: {step: AUROC}}, ``cost_fraction`` and ``minutes`` (wall time since the run's first event at
+    each online-probe step) of one run's event files (the last value per step)."""
     files = sorted(Path(run_dir).rglob("events.out.tfevents.*"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no TensorBoard event files")
     curves: dict[str, dict[int, float]] = {}
+    start = None
     for folder in dict.fromkeys(f.parent for f in files):
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
         events.Reload()
+        start = events.FirstEventTimestamp() if start is None else start  # a resumed run's later folders go on
         for tag in events.Tags()["scalars"]:
             if (tag.startswith(PREFIX) and tag.endswith(SUFFIX)) or tag == COST:
                 name = "cost_fraction" if tag == COST else tag[len(PREFIX) : -len(SUFFIX)]
-                curves.setdefault(name, {}).update({e.step: e.value for e in events.Scalars(tag)})
-    if not any(name != "cost_fraction" for name in curves):
+                scalars = events.Scalars(tag)
+                curves.setdefault(name, {}).update({e.step: e.value for e in scalars})
+                if name != "cost_fraction":
+                    curves.setdefault(MINUTES, {}).update({e.step: (e.wall_time - start) / 60 for e in scalars})
+    if not any(name not in NOT_SETS for name in curves):
         raise ValueError(f"{run_dir}: no {PREFIX}<set>{SUFFIX} scalars (was the run trained with OnlineProbe?)")
     return {name: dict(sorted(points.items())) for name, points in curves.items()}
 
 
 def markdown(runs: dict[str, dict[str, dict[int, float]]]) -> str:
     """One table per probe set: a row per run, a column per logged step."""
-    lines = ["# Online-probe curves", "", "Macro AUROC of the teacher at each logged step; step 0 is random init.", ""]
-    sets = sorted({s for curves in runs.values() for s in curves if s != "cost_fraction"})
+    lines = [
+        "# Online-probe curves",
+        "",
+        "Macro AUROC of the teacher at each logged step; step 0 is random init;",
+        "minutes: wall time from the run's first event.",
+        "",
+    ]
+    sets = [*sorted({s for curves in runs.values() for s in curves if s not in NOT_SETS}), MINUTES]
     for probe_set in sets:
         steps = sorted({step for curves in runs.values() for step in curves.get(probe_set, {})})
         lines += [f"## {probe_set}", "", "| run | " + " | ".join(map(str, steps)) + " |"]
         lines.append("|---" * (len(steps) + 1) + "|")
         for name, curves in runs.items():
             points = curves.get(probe_set, {})
-            cells = [f"{points[s]:.3f}" if s in points else "–" for s in steps]
+            cells = [f"{points[s]:.{1 if probe_set == MINUTES else 3}f}" if s in points else "–" for s in steps]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     costs = {name: c["cost_fraction"] for name, c in runs.items() if c.get("cost_fraction")}
@@ -56,22 +72,25 @@ def markdown(runs: dict[str, dict[str, dict[int, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
+def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path, x: str = "step") -> None:
+    """One panel per probe set, against the step or (``x="minutes"``) the wall time since each run's start."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sets = sorted({s for curves in runs.values() for s in curves if s != "cost_fraction"})
+    sets = sorted({s for curves in runs.values() for s in curves if s not in NOT_SETS})
     fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets), 3.6), squeeze=False)
     for ax, probe_set in zip(axes[0], sets):
         for i, (name, curves) in enumerate(runs.items()):
             points = curves.get(probe_set)
             if not points:
                 continue
-            line = ax.plot(list(points), list(points.values()), marker="o", ms=3, label=name, color=f"C{i}")[0]
+            xs = [curves[MINUTES][step] for step in points] if x == MINUTES else list(points)
+            line = ax.plot(xs, list(points.values()), marker="o", ms=3, label=name, color=f"C{i}")[0]
             ax.axhline(points[min(points)], ls=":", lw=1, color=line.get_color())  # the run's step-0 value
-        ax.set(title=probe_set, xlabel="step", ylabel="macro AUROC (online probe)")
+        xlabel = "wall time since the run's start (minutes)" if x == MINUTES else "step"
+        ax.set(title=probe_set, xlabel=xlabel, ylabel="macro AUROC (online probe)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.suptitle("Online probe of the teacher (dotted: step 0 = random init)", fontsize=10)
@@ -82,14 +101,18 @@ def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path) -> None:
 
 @dataclass(frozen=True)
 class CurvesOptions:
-    """The runs (``NAME=RUN_DIR``, a folder holding event files) and the output folder."""
+    """The runs (``NAME=RUN_DIR``, a folder holding event files), the output folder and the plot's x axis
+    (``step`` or ``minutes``)."""
 
     runs: tuple[str, ...]
     out: Path
+    x: str = "step"
 
 
 def write_curves(opts: CurvesOptions) -> Path:
     """``online_probe_curves.png``/``.md``/``.json`` in ``opts.out``; returns the PNG."""
+    if opts.x not in ("step", MINUTES):
+        raise ValueError(f"x must be step or {MINUTES}, got {opts.x!r}")
     runs = {}
     for pair in opts.runs:
         name, sep, folder = pair.partition("=")
@@ -99,5 +122,5 @@ def write_curves(opts: CurvesOptions) -> Path:
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "online_probe_curves.json").write_text(json.dumps(runs, indent=1))
     (opts.out / "online_probe_curves.md").write_text(markdown(runs))
-    plot(runs, opts.out / "online_probe_curves.png")
+    plot(runs, opts.out / "online_probe_curves.png", opts.x)
     return opts.out / "online_probe_curves.png"
