@@ -139,9 +139,9 @@ bench: $(VENV)/.installed ## Benchmarks: training step (MFU), its cost breakdown
 	$(PY) benchmarks/attention.py
 	$(PY) benchmarks/data_pipeline.py
 
-CPU_MANY_BENCH := --config experiments/pretrain_cpu_many.yaml --precisions bf16 --threads 1
+CPU_MANY_BENCH := --config experiments/pretrain_cpu_many.yaml --threads 1
 bench-cpu-many: $(VENV)/.installed ## The many-people CPU experiment's step on its real batches (bf16, one thread): figures, breakdown, what each speed-up buys
 	@[ -f $(CPU_MANY_SHARDS)/cinc2017_trainval/manifest.json ] || $(MAKE) prepare-cpu-many
-	$(PY) benchmarks/train_step.py $(CPU_MANY_BENCH) --steps 10
-	$(PY) benchmarks/step_breakdown.py $(CPU_MANY_BENCH)
+	$(PY) benchmarks/train_step.py $(CPU_MANY_BENCH) --precisions bf16 --steps 10
+	$(PY) benchmarks/step_breakdown.py $(CPU_MANY_BENCH) --precisions bf16
 	$(PY) benchmarks/step_ablation.py $(CPU_MANY_BENCH)
