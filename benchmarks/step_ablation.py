@@ -105,6 +105,7 @@ def main() -> None:
     rows += [(f"undo {n}", lambda n=n: time_step(args, (n,), True)) for n in UNDO]
     rows += [("undo fused AdamW", lambda: time_step(args, (), False))]
     rows += [("undo all (before)", lambda: time_step(args, tuple(UNDO), False))]
+    time_step(args, (), True)  # the process's first steps run slower (allocator, caches): not in the table
     print(f"{args.config or 'synthetic batch'}, bf16, {torch.get_num_threads()} threads, {args.steps} steps each")
     print(f"{'variant':30s} {'ms/step':>8s} {'lead-s/s':>9s} {'x all':>6s}")
     best = None
