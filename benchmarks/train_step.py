@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import sys
 import time
+import unittest.mock
 
 import torch
 
@@ -91,7 +93,8 @@ def lead_seconds(batch: dict) -> float:
 def experiment_setup(config: str, n_batches: int) -> tuple[DinoPretrainModule, list[dict]]:
     """The experiment YAML's module and its first ``n_batches`` real batches (workerless loader, same data)."""
     args = ["--config", str(DEFAULTS), "--config", config, "--trainer.logger=false", "--trainer.callbacks=[]"]
-    cli = ECGDinoCLI(args=args, run=False)
+    with unittest.mock.patch.object(sys, "argv", sys.argv[:1]):  # the benchmark's own flags are not the CLI's
+        cli = ECGDinoCLI(args=args, run=False)
     cli.datamodule.num_workers = 0
     cli.datamodule.setup("fit")
     return cli.model, list(itertools.islice(cli.datamodule.train_dataloader(), n_batches))
