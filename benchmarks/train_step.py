@@ -77,7 +77,8 @@ def tokens_per_step(module: DinoPretrainModule, batch: dict) -> int:
     prefix = 1 + module.student.backbone.num_registers
 
     def n(c: dict) -> int:
-        width = (c["lead_mask"] * torch.arange(1, c["lead_mask"].shape[1] + 1)).amax(1)
+        leads = c["lead_mask"]
+        width = (leads * torch.arange(1, leads.shape[1] + 1, device=leads.device)).amax(1)
         return int((width * (c["signal"].shape[2] // ps) + prefix).sum())
 
     return 2 * n(batch["global"]) + n(batch["local"])
