@@ -143,6 +143,25 @@ def test_cpu_bf16_attention_matches_the_fused_kernel():
     assert (ours - exact).norm() < 1.2 * (fused - exact).norm()
 
 
+def test_cpu_bf16_attention_gradients_match_fp32():
+    """The score GEMMs' backward (bf16 products, fp32 sums) gives the fp32 gradients up to bf16 rounding, and the
+    matmul precision setting is restored afterwards."""
+    from ecg_dino.model.vit import attention
+
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(2, 3, 21, 16, generator=g, requires_grad=True) for _ in range(3))
+    w = torch.randn(2, 3, 21, 16, generator=g)
+    before = torch.backends.mkldnn.matmul.fp32_precision
+    (torch.nn.functional.scaled_dot_product_attention(q, k, v) * w).sum().backward()
+    expected = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    (attention(q, k, v.bfloat16(), None).float() * w).sum().backward()
+    for got, want in zip((q.grad, k.grad, v.grad), expected, strict=True):
+        torch.testing.assert_close(got, want, atol=5e-2, rtol=5e-2)
+    assert torch.backends.mkldnn.matmul.fp32_precision == before
+
+
 def test_rope_leaves_time_zero_tokens_unchanged():
     """The class and register tokens get time 0, where the rotation is exactly the identity."""
     from ecg_dino.model.rope import TimeRoPE, apply_rope
@@ -151,6 +170,18 @@ def test_rope_leaves_time_zero_tokens_unchanged():
     sin, cos = TimeRoPE(16)(torch.tensor([0.0, 0.0, 0.7, 3.1]))
     y = apply_rope(x, sin, cos)
     assert torch.equal(y[..., :2, :], x[..., :2, :]) and not torch.allclose(y[..., 2:, :], x[..., 2:, :])
+
+
+def test_rope_rotates_the_pairs_of_rotate_half():
+    """The rotation pairs dimension i with i + hd/2 (``rotate_half``), the convention every checkpoint was trained
+    with: the fused form computes x * cos + rotate_half(x) * sin."""
+    from ecg_dino.model.rope import TimeRoPE, apply_rope
+
+    x = torch.randn(2, 3, 5, 16).bfloat16()
+    sin, cos = TimeRoPE(16)(torch.tensor([0.0, 0.2, 0.7, 3.1, 9.0]))
+    x1, x2 = x.float().chunk(2, dim=-1)
+    expected = x.float() * torch.cat([cos, cos], -1) + torch.cat([-x2, x1], -1) * torch.cat([sin, sin], -1)
+    torch.testing.assert_close(apply_rope(x, sin, cos), expected, atol=1e-6, rtol=1e-6)
 
 
 def test_time_offset_geometry_is_shared():

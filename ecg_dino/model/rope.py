@@ -35,20 +35,14 @@ class TimeRoPE(nn.Module):
         self.inv_period = self._inv_period().to(self.inv_period.device)
 
     def forward(self, times_s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """times_s [N] -> (sin, cos), each [N, head_dim] (halves repeated, for ``rotate_half``)."""
-        angles = times_s[:, None].float() * self.inv_period[None, :]  # [N, head_dim/2]
-        angles = torch.cat([angles, angles], dim=-1)  # [N, head_dim]
+        """times_s [N] -> (sin, cos), each [N, head_dim / 2]: the angles of the pairs (i, i + head_dim / 2)."""
+        angles = times_s[:, None].float() * self.inv_period[None, :]
         return angles.sin(), angles.cos()
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat([-x2, x1], dim=-1)
-
-
 def apply_rope(x: torch.Tensor, sin: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
-    """Rotate x [..., N, hd] by the angles of ``(sin, cos)`` [N, hd], in fp32 (the result stays fp32: attention
-    casts it where its kernel wants). A token at time 0, such as the class and register tokens, has sin 0 and
-    cos 1 and stays as it is."""
-    x = x.float()
-    return x * cos + rotate_half(x) * sin
+    """Rotate each pair (x_i, x_{i + hd/2}) of x [..., N, hd] by the angles of ``(sin, cos)`` [N, hd/2] (the
+    ``rotate_half`` convention), in fp32: the result stays fp32, attention casts it where its kernel wants. A token
+    at time 0, such as the class and register tokens, has sin 0 and cos 1 and stays as it is."""
+    x1, x2 = (half.float() for half in x.chunk(2, dim=-1))
+    return torch.cat([torch.addcmul(x1 * cos, x2, sin, value=-1), torch.addcmul(x2 * cos, x1, sin)], dim=-1)

@@ -7,6 +7,8 @@ groups of equal lead width, so a 1-lead ECG batched with 12-lead ones costs 1 le
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -49,16 +51,48 @@ class DropPath(nn.Module):
         return x * keep.div_(1 - self.p)
 
 
+@contextmanager
+def bf16_products() -> Iterator[None]:
+    """fp32 matmuls computed by oneDNN from bf16 products with fp32 accumulation and output: bf16 GEMM speed at
+    the precision of the fused attention kernel's scores. A no-op on torch builds without the setting."""
+    matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    before = getattr(matmul, "fp32_precision", None)
+    if before is None:
+        yield
+        return
+    matmul.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = before
+
+
+class AttentionScores(torch.autograd.Function):
+    """``q @ k^T`` in fp32 from bf16 products, forward and backward (``bf16_products``)."""
+
+    @staticmethod
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(q, k)
+        with bf16_products():
+            return q @ k.transpose(-2, -1)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q, k = ctx.saved_tensors
+        with bf16_products():
+            return grad @ k, grad.transpose(-2, -1) @ q
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None) -> torch.Tensor:
     """Scaled dot-product attention over [B, H, N, hd] in ``v``'s dtype. On CPU in bf16 it runs as explicit matmuls:
     there the fused kernel is 3-5x slower than matmul + softmax at ECG sequence lengths, forward+backward
-    (``benchmarks/attention.py``). The scores are computed from fp32 queries and keys and stay fp32, as inside the
-    fused kernel: rounded to bf16 before the softmax they double the error of a peaked attention. Everywhere else,
-    the fused kernel."""
+    (``benchmarks/attention.py``). The scores keep the fused kernel's precision: bf16 products, fp32 sums and fp32
+    scores (rounded to bf16 before the softmax they double the error of a peaked attention). Everywhere else, the
+    fused kernel."""
     if q.device.type != "cpu" or v.dtype != torch.bfloat16:
         return F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=attn_mask)
     with torch.autocast("cpu", enabled=False):
-        scores = (q.float() @ k.float().transpose(-2, -1)) * q.shape[-1] ** -0.5
+        scores = AttentionScores.apply(q.float() * q.shape[-1] ** -0.5, k.float())
     if attn_mask is not None:
         scores = scores.masked_fill(~attn_mask, float("-inf"))
     return scores.softmax(-1).to(v.dtype) @ v
@@ -261,7 +295,7 @@ class ECGViT(nn.Module):
         )  # [B, N, D]
         # Patch p sits at (p + 0.5) patch lengths; the class and register tokens at 0, where RoPE is the identity.
         times_s = (torch.arange(P, device=x.device) + 0.5) * self.patch_seconds
-        rope = self.rope(torch.cat([times_s.new_zeros(n_prefix), times_s.repeat(L)]))  # each [N, hd]
+        rope = self.rope(torch.cat([times_s.new_zeros(n_prefix), times_s.repeat(L)]))  # each [N, hd / 2]
         attn_mask = None
         if not bool(patch_mask.all()):
             keep = torch.cat([patch_mask.new_ones(B, n_prefix), patch_mask.flatten(1)], dim=1)  # [B, N]
