@@ -200,7 +200,10 @@ class PretrainDataModule(L.LightningDataModule):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self._epoch, "batches_consumed": self._batches, **self._layout()}
+        """Where the epoch stands, the data layout, and the global crop length: the features of a checkpoint are
+        read in crops of that length (``ecg_dino.checkpoint.trained_crop_seconds``)."""
+        position = {"epoch": self._epoch, "batches_consumed": self._batches}
+        return {**position, **self._layout(), "global_crop_seconds": self.multicrop.global_crop_seconds}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._epoch, self._batches = state_dict["epoch"], state_dict["batches_consumed"]

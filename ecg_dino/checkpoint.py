@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -18,6 +19,7 @@ from ecg_dino.files import file_sha256
 from ecg_dino.model.vit import ECGViT, build_vit
 
 SAFETENSORS_CONFIG_KEY = "ecg_dino_backbone"
+SAFETENSORS_CROP_KEY = "ecg_dino_global_crop_seconds"
 
 
 class CheckpointError(ValueError):
@@ -46,6 +48,29 @@ def checkpoint_sha256(path: str | Path) -> str:
     if not Path(path).is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     return file_sha256(path)
+
+
+def trained_crop_seconds(path: str | Path) -> float:
+    """The global crop length a checkpoint was pretrained on, which its features are best read in: from an
+    export's metadata, a checkpoint's data-module state, else the run's ``config.yaml`` beside ``checkpoints/``
+    (checkpoints written before the state held it)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as f:
+            seconds = (f.metadata() or {}).get(SAFETENSORS_CROP_KEY)
+        if seconds is None:
+            raise CheckpointError(f"{path}: export holds no pretraining crop length; pass the crop length explicitly")
+        return float(seconds)
+    state = read_checkpoint(path).get("PretrainDataModule", {})
+    if "global_crop_seconds" in state:
+        return float(state["global_crop_seconds"])
+    config = path.parent.parent / "config.yaml"
+    if config.is_file():
+        multicrop = yaml.safe_load(config.read_text()).get("data", {}).get("init_args", {}).get("multicrop") or {}
+        seconds = multicrop.get("init_args", multicrop).get("global_crop_seconds")
+        if seconds is not None:
+            return float(seconds)
+    raise CheckpointError(f"{path}: holds no global crop length and {config} names none; pass it explicitly")
 
 
 def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -82,7 +107,13 @@ def load_backbone(path: str | Path, which: str = "teacher") -> ECGViT:
     return model.eval()
 
 
-def export_safetensors(model: ECGViT, config: dict[str, Any], path: str | Path) -> None:
-    """Write the backbone's weights with its config in the safetensors metadata (one self-contained file)."""
+def export_safetensors(
+    model: ECGViT, config: dict[str, Any], path: str | Path, crop_seconds: float | None = None
+) -> None:
+    """Write the backbone's weights with its config (and the pretraining's global crop length, when known) in the
+    safetensors metadata: one self-contained file."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata={SAFETENSORS_CONFIG_KEY: json.dumps(config)})
+    metadata = {SAFETENSORS_CONFIG_KEY: json.dumps(config)}
+    if crop_seconds is not None:
+        metadata[SAFETENSORS_CROP_KEY] = repr(float(crop_seconds))
+    save_file(state, str(path), metadata=metadata)

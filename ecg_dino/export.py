@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 
 from ecg_dino import __version__
-from ecg_dino.checkpoint import CheckpointError, backbone_state, checkpoint_sha256, export_safetensors, load_backbone
+from ecg_dino.checkpoint import (
+    CheckpointError,
+    backbone_state,
+    checkpoint_sha256,
+    export_safetensors,
+    load_backbone,
+    trained_crop_seconds,
+)
 from ecg_dino.leads import LEADS
 
 
@@ -21,9 +28,13 @@ def export_backbone(ckpt: Path, out: Path, which: str = "teacher") -> dict:
     """Write ``out/backbone.safetensors`` and ``out/backbone.json``; check the export reloads identically."""
     config, _ = backbone_state(ckpt, which)
     model = load_backbone(ckpt, which)
+    try:
+        crop_seconds: float | None = trained_crop_seconds(ckpt)
+    except CheckpointError:
+        crop_seconds = None
     out.mkdir(parents=True, exist_ok=True)
     weights = out / "backbone.safetensors"
-    export_safetensors(model, config, weights)
+    export_safetensors(model, config, weights, crop_seconds)
     reloaded = load_backbone(weights).state_dict()
     if any(not torch.equal(v, reloaded[k]) for k, v in model.state_dict().items()):
         raise CheckpointError(f"{weights}: exported weights differ from {ckpt}")
@@ -34,6 +45,7 @@ def export_backbone(ckpt: Path, out: Path, which: str = "teacher") -> dict:
         "source_sha256": checkpoint_sha256(ckpt),
         "sample_rate_hz": model.sample_rate_hz,
         "patch_samples": model.patch_samples,
+        "global_crop_seconds": crop_seconds,
         "embed_dim": model.embed_dim,
         "num_parameters": sum(p.numel() for p in model.parameters()),
         "leads": list(LEADS),

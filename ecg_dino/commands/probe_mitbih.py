@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ecg_dino.commands.arguments import probe_arguments, probe_options, write_probe_report
-from ecg_dino.features.beats import FEATURE_PARTS, BeatOptions
+from ecg_dino.features.beats import FEATURE_KINDS, FEATURE_PARTS, BeatOptions
 from ecg_dino.probes.options import MITBIHProbeOptions
 from ecg_dino.probes.run_mitbih import probe_mitbih
 from ecg_dino.splits import MITDB_DS1, MITDB_DS2
@@ -27,14 +27,23 @@ def parse(argv: list[str] | None) -> MITBIHProbeOptions:
         default="inter",
         help="inter: DS1 -> DS2 patients (default); intra: each DS2 record's first half of beats -> its second half",
     )
-    p.add_argument("--window-patches", type=int, default=BeatOptions.window_patches)
-    p.add_argument("--batch-size", type=int, default=BeatOptions.batch_size)
     p.add_argument(
         "--features",
+        choices=FEATURE_KINDS,
+        default=BeatOptions.features,
+        help="window: a beat-centred window per beat (default); context: the beat's tokens in sliding crops",
+    )
+    p.add_argument("--window-patches", type=int, default=BeatOptions.window_patches)
+    p.add_argument("--crop-seconds", type=float, help="context crops (default: the pretraining's global crop)")
+    p.add_argument("--context-stride", type=float, default=BeatOptions.stride_fraction, help="fraction of a crop")
+    p.add_argument("--batch-size", type=int, default=BeatOptions.batch_size)
+    p.add_argument(
+        "--part",
         choices=FEATURE_PARTS,
         default="all",
         help="part of the beat embedding the heads read: class token, R-patch tokens, or both (default)",
     )
+    p.add_argument("--with-rr", action="store_true", help="also fit heads on the embedding beside RR features")
     p.add_argument(
         "--robust-per-class",
         type=int,
@@ -49,9 +58,13 @@ def parse(argv: list[str] | None) -> MITBIHProbeOptions:
         ds2=tuple(args.ds2),
         val_records=args.val_records,
         paradigm=args.paradigm,
-        window_patches=args.window_patches,
-        batch_size=args.batch_size,
         features=args.features,
+        window_patches=args.window_patches,
+        crop_seconds=args.crop_seconds,
+        context_stride=args.context_stride,
+        batch_size=args.batch_size,
+        part=args.part,
+        with_rr=args.with_rr,
         robust_per_class=args.robust_per_class,
         **probe_options(args),
     )

@@ -12,9 +12,7 @@ and the MIT-BIH probe both use it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -33,19 +31,29 @@ SYMBOL_TO_AAMI = {
     **dict.fromkeys("/fQ", 4),
 }
 FEATURE_PARTS = ("all", "cls", "patches")
+FEATURE_KINDS = ("window", "context")
 
 
 @dataclass(frozen=True)
 class BeatOptions:
-    """How beats become embeddings; part of the cache key."""
+    """How beats become embeddings; part of the cache key. ``features``: ``window`` (a beat-centred window of
+    ``window_patches`` patches per beat) or ``context`` (sliding crops of ``crop_seconds``, the pretraining's
+    global crop length, every ``stride_fraction`` of a crop; ``ecg_dino.features.context``)."""
 
     window_patches: int = 7
     precision: str = "fp32"
     batch_size: int = 512
+    features: str = "window"
+    crop_seconds: float | None = None
+    stride_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.window_patches < 3 or self.window_patches % 2 == 0:
             raise ValueError(f"window_patches must be odd and at least 3, got {self.window_patches}")
+        if self.features not in FEATURE_KINDS:
+            raise ValueError(f"features must be one of {FEATURE_KINDS}, got {self.features!r}")
+        if not 0 < self.stride_fraction <= 1:
+            raise ValueError(f"stride_fraction must be in (0, 1], got {self.stride_fraction}")
 
 
 @dataclass
@@ -142,17 +150,3 @@ def feature_columns(x: np.ndarray, part: str) -> np.ndarray:
         raise ValueError(f"unknown feature part {part!r}; choose from {FEATURE_PARTS}")
     dim = x.shape[1] // 4
     return {"all": x, "cls": x[:, :dim], "patches": x[:, dim:]}[part]
-
-
-def beat_embedding_table(backbone: ECGViT, records: Iterable[ECGRecord], options: BeatOptions) -> dict[str, Any]:
-    """Per-beat embeddings of any records (annotated beats, else neurokit2 R peaks) as Parquet columns."""
-    parts = []
-    for record in records:
-        beats = beat_table([record])
-        parts.append((beats, embed_beats(backbone, record, beats.sample, options)))
-    return {
-        "record_id": np.concatenate([b.record_id for b, _ in parts]),
-        "sample": np.concatenate([b.sample for b, _ in parts]),
-        "aami_class": np.concatenate([b.label for b, _ in parts]),
-        "features": np.concatenate([x for _, x in parts]),
-    }

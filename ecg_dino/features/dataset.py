@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ecg_dino.features.backbone import BackboneSpec
-from ecg_dino.features.beats import BeatOptions, beat_embedding_table
+from ecg_dino.features.beats import BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE, EmbeddingCache, write_table
+from ecg_dino.features.context import beat_embedding_table
 from ecg_dino.features.records import EmbedOptions, embed_records
 from ecg_dino.features.sources import open_source
 

@@ -15,8 +15,9 @@ import numpy as np
 
 from datamodules.record import ECGRecord
 from ecg_dino.features.backbone import BackboneSpec
-from ecg_dino.features.beats import BeatOptions, Beats, embed_beats, feature_columns
+from ecg_dino.features.beats import BeatOptions, Beats, feature_columns
 from ecg_dino.features.cache import EmbeddingCache
+from ecg_dino.features.context import embed_beat_features
 from ecg_dino.features.records import EmbedOptions, embed_records
 from ecg_dino.model.vit import ECGViT
 from ecg_dino.probes import cinc2017, ptbxl
@@ -130,7 +131,7 @@ def beat_featurizer(
                     samples = np.round(samples * noisy.sample_rate_hz / record.sample_rate_hz).astype(np.int64)
                     record = noisy
                 t0 = time.perf_counter()
-                x = embed_beats(model, record, samples, options)
+                x = embed_beat_features(model, record, samples, options)
                 timings["seconds"] = timings.get("seconds", 0.0) + time.perf_counter() - t0
                 timings["beats"] = timings.get("beats", 0) + len(samples)
                 return {"features": x}

@@ -173,13 +173,14 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
         "## Test metrics [bootstrap 95 % CI, patients resampled]\n",
         table(["metric", *names], metric_rows),
     ]
-    paired = models.get("model", {}).get("test", {}).get("vs_random_init")
-    if paired:
-        parts.append(
-            f"Paired difference, model − random init, macro AUROC on the same patient resamples: "
-            f"{fmt(paired['difference'], paired['ci95'])}; not positive in {paired['share_not_positive']:.1%} "
-            f"of {paired['n_boot']} resamples."
-        )
+    for m in names:
+        for key, paired in models[m]["test"].items():
+            if key.startswith("vs_"):
+                parts.append(
+                    f"Paired difference, {m} − {key[3:]}, macro AUROC on the same patient resamples: "
+                    f"{fmt(paired['difference'], paired['ci95'])}; not positive in "
+                    f"{paired['share_not_positive']:.1%} of {paired['n_boot']} resamples."
+                )
     for m in names:
         cm = models[m]["test"]["confusion"]
         classes = list(models[m]["test"]["per_class"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamodules.noise import DEFAULT_NOISE_DIR, NOISE_TYPES
+from ecg_dino.checkpoint import trained_crop_seconds
 from ecg_dino.features.backbone import BackboneSpec
 from ecg_dino.features.beats import BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE
@@ -128,7 +129,20 @@ class MITBIHProbeOptions(ProbeOptions):
     ds2: tuple[str, ...] = MITDB_DS2
     val_records: int = 5  # DS1 records held out to choose λ and T
     paradigm: str = "inter"  # inter: DS1 -> DS2 patients; intra: each DS2 record's first half -> its second half
+    features: str = BeatOptions.features  # window: a beat-centred window per beat; context: sliding crops
     window_patches: int = BeatOptions.window_patches
+    crop_seconds: float | None = None  # context crops; None: the checkpoint's pretraining global crop length
+    context_stride: float = BeatOptions.stride_fraction  # context crops start every this fraction of a crop
     batch_size: int = BeatOptions.batch_size
-    features: str = "all"  # part of the beat embedding the heads read (``features.beats.FEATURE_PARTS``)
+    part: str = "all"  # part of the beat embedding the heads read (``features.beats.FEATURE_PARTS``)
+    with_rr: bool = False  # also fit each head on the embedding beside the RR-interval features
     robust_per_class: int = 500  # noisy DS2 evaluations use at most this many beats per class (seeded)
+
+    def beat_options(self) -> BeatOptions:
+        """How beats become features; context crops default to the length the checkpoint was pretrained on."""
+        crop = self.crop_seconds
+        if self.features == "context" and crop is None:
+            crop = trained_crop_seconds(self.ckpt)
+        return BeatOptions(
+            self.window_patches, self.precision, self.batch_size, self.features, crop, self.context_stride
+        )

@@ -21,10 +21,18 @@ from ecg_dino.probes.report import write_report
 from ecg_dino.probes.robustness import noise_conditions, noise_source
 from ecg_dino.probes.rr_baseline import rr_features
 
+# Paired macro-AUROC differences on the same DS2 patient resamples: (model, baseline) where both were fitted.
+PAIRED = (
+    ("model", "random_init"),
+    ("model+rr", "rr_baseline"),
+    ("random_init+rr", "rr_baseline"),
+    ("model+rr", "random_init+rr"),
+)
+
 
 def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
     """Probe ``opts.ckpt`` on MIT-BIH beats; returns the report folder (``report.md``, ``report.json``, figures)."""
-    options = BeatOptions(opts.window_patches, opts.precision, opts.batch_size)
+    options = opts.beat_options()
     ds2 = mitbih.read_records(opts.mitdb, opts.ds2)
     if opts.paradigm == "inter":
         ds1 = mitbih.read_records(opts.mitdb, opts.ds1)
@@ -35,6 +43,7 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
     beats1, beats2, in_val = split.beats.take(train), split.beats.take(test), split.val[train]
     noise_dir = opts.noise_folder(opts.mitdb)
     cache = EmbeddingCache(opts.cache_dir)
+    rr = rr_features(split.beats, {r.record_id: r.sample_rate_hz for r in split.records})
     models: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
     probs: dict[str, np.ndarray] = {}
@@ -42,30 +51,37 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
         timings[name] = {}
         feats = feature_part(
             beat_featurizer(spec, functools.cache(spec.load), options, cache, noise_dir, opts.seed, timings[name]),
-            opts.features,
+            opts.part,
         )
         x = feats(split.records, split.beats, None)
         x1, x2 = x[train], x[test]
         models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, in_val, opts.seed, opts.n_boot)
         probs[name] = head.scores(x2)
+        if opts.with_rr:
+            models[f"{name}+rr"], head_rr = mitbih.run_beat_probe(
+                np.hstack([x1, rr[train]]), beats1, np.hstack([x2, rr[test]]), beats2, in_val, opts.seed, opts.n_boot
+            )
+            probs[f"{name}+rr"] = head_rr.scores(np.hstack([x2, rr[test]]))
         if opts.robustness:
             models[name].update(nstdb_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, opts))
-    if "random_init" in probs and opts.n_boot:
-        models["model"]["test"]["vs_random_init"] = mitbih.paired_auroc_difference(
-            probs["model"], probs["random_init"], beats2.label, beats2.patient_id, opts.n_boot, opts.seed
-        )
-    rr = rr_features(split.beats, {r.record_id: r.sample_rate_hz for r in split.records})
-    models["rr_baseline"], _ = mitbih.run_beat_probe(
+    models["rr_baseline"], rr_head = mitbih.run_beat_probe(
         rr[train], beats1, rr[test], beats2, in_val, opts.seed, opts.n_boot
     )
+    probs["rr_baseline"] = rr_head.scores(rr[test])
+    if opts.n_boot:
+        for name, baseline in PAIRED:
+            if name in probs and baseline in probs:
+                models[name]["test"][f"vs_{baseline}"] = mitbih.paired_auroc_difference(
+                    probs[name], probs[baseline], beats2.label, beats2.patient_id, opts.n_boot, opts.seed
+                )
     report = {
         "probe": "mitbih",
         "checkpoint": str(opts.ckpt),
         "models": models,
         "settings": {
-            "beat embedding": f"{opts.window_patches}-patch beat-centred window: class token ‖ "
-            "lead-averaged tokens of the R patch ± 1",
-            "features": opts.features,
+            "beat embedding": beat_embedding_text(options),
+            "part": opts.part,
+            "with RR features": opts.with_rr,
             "precision": opts.precision,
             "seed": opts.seed,
             **split.description,
@@ -119,6 +135,17 @@ def nstdb_robustness(
                 nstdb[f"em_{snr_db}dB"] = evaluate(x[keep], beats.take(keep), None)
         out["nstdb_records"] = nstdb
     return out
+
+
+def beat_embedding_text(options: BeatOptions) -> str:
+    """The report's description of the beat features."""
+    tokens = "class token ‖ lead-averaged tokens of the R patch ± 1"
+    if options.features == "context":
+        return (
+            f"beats in context: {options.crop_seconds:g} s crops every {options.stride_fraction:g} crop, each beat "
+            f"from the crop it is nearest the centre of: {tokens}"
+        )
+    return f"{options.window_patches}-patch beat-centred window: {tokens}"
 
 
 def _rate(t: dict[str, float]) -> str:

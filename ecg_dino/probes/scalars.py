@@ -9,6 +9,14 @@ from typing import Any
 import numpy as np
 
 PREFIX = {"model": "probe", "random_init": "probe_random_init", "rr_baseline": "probe_rr_baseline"}
+
+
+def prefix(model: str) -> str:
+    """The scalar prefix of a report's model: ``model+rr`` (embedding beside RR features) -> ``probe_with_rr``."""
+    base, _, extra = model.partition("+")
+    return PREFIX[base] + (f"_with_{extra}" if extra else "")
+
+
 CINC2017_TAGS = {"N": "N", "A": "A", "O": "O", "~": "noisy"}  # "~" is no name for a TensorBoard tag
 
 
@@ -41,7 +49,7 @@ def mitbih_scalars(models: dict[str, Any]) -> dict[str, float]:
     """Flat scalars of a MIT-BIH report: DS2 metrics, per-class Se/P+, calibration, robustness (missing: left out)."""
     out = {}
     for model, res in models.items():
-        p, test = PREFIX[model], res["test"]
+        p, test = prefix(model), res["test"]
         for key in ("macro_auroc", "macro_f1", "j_kappa", "accuracy", "within_patient_macro_auroc"):
             out[f"{p}/mitbih_{key}"] = test.get(key)
         out[f"{p}/mitbih_patient_share_of_variance"] = res.get("patient_share_of_variance")
