@@ -52,7 +52,9 @@ def canonical_lead(name: str) -> str:
     """Map a lead name as written in a file (``AVR``, ``ML2``, ``DII``) to its canonical name."""
     key = " ".join(str(name).strip().upper().split())
     if key not in _ALIASES:
-        raise UnknownLeadError(f"unknown lead name {name!r}; known leads: {', '.join(LEADS)}")
+        raise UnknownLeadError(
+            f"unknown lead name {name!r}; known leads: {', '.join(LEADS)} (map it with a lead map, {name}=LEAD)"
+        )
     return _ALIASES[key]
 
 
@@ -72,3 +74,22 @@ def lead_indices(names: Iterable[str]) -> list[int]:
 def canonical_leads(names: Sequence[str]) -> tuple[str, ...]:
     """Canonical names of several leads, in the given order."""
     return tuple(LEADS[i] for i in lead_indices(names))
+
+
+def parse_lead_map(items: Iterable[str]) -> dict[str, str]:
+    """``["ECG1=MLII", "ch2=V1"]`` -> ``{"ECG1": "MLII", "ch2": "V1"}``: lead names as a file writes them, each
+    to a lead of the vocabulary (checked here, so a typo fails before any record is read)."""
+    out = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise ValueError(f"lead map entry {item!r} is not OLD=NEW")
+        out[old.strip()] = canonical_lead(new)
+    return out
+
+
+def map_leads(names: Iterable[str], lead_map: dict[str, str]) -> list[str]:
+    """``names`` with ``lead_map`` applied, its keys matched case-insensitively; other names pass unchanged to
+    the vocabulary's own (case-insensitive) aliases."""
+    upper = {" ".join(k.upper().split()): v for k, v in lead_map.items()}
+    return [upper.get(" ".join(str(n).upper().split()), n) for n in names]

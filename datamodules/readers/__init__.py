@@ -18,6 +18,7 @@ from datamodules.readers.heedb import HEEDBReader
 from datamodules.readers.icentia11k import Icentia11kReader
 from datamodules.readers.mitdb import MITDBReader
 from datamodules.readers.ptbxl import PTBXLReader
+from datamodules.readers.wfdb_folder import WfdbFolderReader
 
 READERS: dict[str, type[Reader]] = {
     reader.source: reader
@@ -30,6 +31,7 @@ READERS: dict[str, type[Reader]] = {
         HEEDBReader,
         CODE15Reader,
         Icentia11kReader,
+        WfdbFolderReader,
     )
 }
 

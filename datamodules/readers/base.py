@@ -52,8 +52,10 @@ class Reader(ABC):
         records: Iterable[str] | None = None,
         exclude: Iterable[str] | None = None,
         window_seconds: float | None = None,
+        lead_map: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
+        self.lead_map = dict(lead_map or {})  # lead names as written in the files -> vocabulary leads
         self.records = None if records is None else {str(n) for n in records}
         self.exclude = {str(n) for n in exclude or ()}
         # None means "the source's default" (10 s for long recordings); 0 keeps whole records.

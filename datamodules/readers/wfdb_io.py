@@ -18,6 +18,7 @@ import wfdb
 
 from datamodules.readers.base import Reader, RecordRef, make_record, num_windows
 from datamodules.record import BadRecordError, ECGRecord
+from ecg_dino.leads import map_leads
 
 # Bytes per stored sample of the fixed-width WFDB signal formats (compressed formats are not size-checked).
 BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5}
@@ -180,6 +181,5 @@ class WfdbReader(Reader):
         header = Path(ref.path)
         wf = read_wfdb(header)
         annotations = read_annotations(header, self.annotator) if self.annotator else None
-        return make_record(
-            ref, self.source, wf.signal, wf.sample_rate_hz, self.leads(wf, ref), self.labels(wf), annotations
-        )
+        leads = map_leads(self.leads(wf, ref), self.lead_map)
+        return make_record(ref, self.source, wf.signal, wf.sample_rate_hz, leads, self.labels(wf), annotations)

@@ -44,6 +44,9 @@ def parse(argv: list[str] | None) -> MITBIHProbeOptions:
         help="part of the beat embedding the heads read: class token, R-patch tokens, or both (default)",
     )
     p.add_argument("--with-rr", action="store_true", help="also fit heads on the embedding beside RR features")
+    p.add_argument("--test-dir", type=Path, help="test on this WFDB database's .atr beats (heads fit on MIT-BIH)")
+    p.add_argument("--lead-map", nargs="+", default=[], metavar="OLD=NEW", help="test lead names, e.g. ECG1=MLII")
+    p.add_argument("--train-on", choices=("ds1", "ds1+ds2"), default="ds1", help="with --test-dir: fitting records")
     p.add_argument(
         "--robust-per-class",
         type=int,
@@ -65,6 +68,9 @@ def parse(argv: list[str] | None) -> MITBIHProbeOptions:
         batch_size=args.batch_size,
         part=args.part,
         with_rr=args.with_rr,
+        test_dir=args.test_dir,
+        lead_map=tuple(args.lead_map),
+        train_on=args.train_on,
         robust_per_class=args.robust_per_class,
         **probe_options(args),
     )

@@ -84,6 +84,17 @@ def annotated_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
     return samples, np.array([SYMBOL_TO_AAMI[ann["symbol"][i]] for i in keep], dtype=np.int64)
 
 
+def dropped_symbols(records: list[ECGRecord]) -> dict[str, int]:
+    """How often each annotation symbol that is no AAMI beat occurs (rhythm changes, noise, symbols another
+    database uses that MIT-BIH does not): what a cross-database test leaves out, for its report."""
+    counts: dict[str, int] = {}
+    for record in records:
+        for symbol in (record.annotations or {}).get("symbol", []):
+            if symbol not in SYMBOL_TO_AAMI:
+                counts[symbol] = counts.get(symbol, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def detected_beats(record: ECGRecord) -> tuple[np.ndarray, np.ndarray]:
     """R peaks found by ``neurokit2.ecg_peaks`` on the first lead (unannotated data); classes unknown (-1)."""
     import neurokit2 as nk

@@ -10,6 +10,7 @@ CINC2017_METRICS = {"challenge_f1": "challenge F1", "macro_auroc": "macro AUROC"
 PARADIGM_TITLES = {
     "inter-patient": "DS1 → DS2, inter-patient",
     "intra-patient": "intra-patient: each record's first half of beats → its second half",
+    "cross-database": "MIT-BIH → another annotated database",
 }
 
 

@@ -57,6 +57,28 @@ def read_records(root: Path, names: tuple[str, ...]) -> list[ECGRecord]:
     return [reader.load(by_name[name]) for name in names]
 
 
+def read_annotated_folder(root: Path, lead_map: dict[str, str]) -> tuple[list[ECGRecord], dict[str, str]]:
+    """Every WFDB record of ``root`` with ``.atr`` beat annotations (any rate; lead names through ``lead_map``),
+    and the records skipped, each with the reason (unreadable, unknown lead, no annotations)."""
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: test database folder not found")
+    reader = make_reader("wfdb", root, window_seconds=0, lead_map=lead_map)
+    records, skipped = [], {}
+    for ref in reader.list_records():
+        try:
+            record = reader.load(ref)
+        except BadRecordError as e:
+            skipped[ref.path] = str(e)
+            continue
+        if record.annotations is None:
+            skipped[ref.path] = f"{Path(ref.path).with_suffix('.atr')}: no beat annotation file"
+        else:
+            records.append(record)
+    if not records:
+        raise BadRecordError(f"{root}: no readable record with beat annotations ({len(skipped)} skipped)")
+    return records, skipped
+
+
 def validation_records(beats: Beats, n_records: int, seed: int, required: tuple[int, ...] = (0, 1, 2, 3)) -> list[str]:
     """Seeded patient-wise validation part of DS1: the first draw (seed, seed+1, …) of ``n_records`` records
     in which the validation and training parts both hold every class in ``required``."""

@@ -136,6 +136,16 @@ class MITBIHProbeOptions(ProbeOptions):
     batch_size: int = BeatOptions.batch_size
     part: str = "all"  # part of the beat embedding the heads read (``features.beats.FEATURE_PARTS``)
     with_rr: bool = False  # also fit each head on the embedding beside the RR-interval features
+    test_dir: Path | None = None  # another WFDB database with .atr beats: heads fitted on MIT-BIH, tested there
+    lead_map: tuple[str, ...] = ()  # OLD=NEW lead names of the test database the vocabulary lacks (ECG1=MLII)
+    train_on: str = "ds1"  # with test_dir: the MIT-BIH records that fit the heads, ds1 or ds1+ds2
+
+    def __post_init__(self) -> None:
+        if self.train_on not in ("ds1", "ds1+ds2"):
+            raise ValueError(f"train_on must be ds1 or ds1+ds2, got {self.train_on!r}")
+        if self.test_dir is not None and self.paradigm != "inter":
+            raise ValueError("a test database (test_dir) takes the inter-patient paradigm")
+
     robust_per_class: int = 500  # noisy DS2 evaluations use at most this many beats per class (seeded)
 
     def beat_options(self) -> BeatOptions:

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from datamodules.record import ECGRecord
-from ecg_dino.features.beats import BeatOptions, Beats, beat_table
+from ecg_dino.features.beats import BeatOptions, Beats, beat_table, dropped_symbols
 from ecg_dino.features.cache import EmbeddingCache
+from ecg_dino.leads import parse_lead_map
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.embedding import BeatFeatures, beat_featurizer, feature_part
 from ecg_dino.probes.linear import LinearProbe
@@ -34,7 +35,10 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
     """Probe ``opts.ckpt`` on MIT-BIH beats; returns the report folder (``report.md``, ``report.json``, figures)."""
     options = opts.beat_options()
     ds2 = mitbih.read_records(opts.mitdb, opts.ds2)
-    if opts.paradigm == "inter":
+    data: dict[str, Any] = {"folder": str(opts.mitdb)}
+    if opts.test_dir is not None:
+        split, ds2, data = cross_database_split(opts, ds2)
+    elif opts.paradigm == "inter":
         ds1 = mitbih.read_records(opts.mitdb, opts.ds1)
         split = mitbih.inter_patient_split(ds1, ds2, opts.val_records, opts.seed)
     else:
@@ -62,7 +66,7 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
                 np.hstack([x1, rr[train]]), beats1, np.hstack([x2, rr[test]]), beats2, in_val, opts.seed, opts.n_boot
             )
             probs[f"{name}+rr"] = head_rr.scores(np.hstack([x2, rr[test]]))
-        if opts.robustness:
+        if opts.robustness and opts.test_dir is None:
             models[name].update(nstdb_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, opts))
     models["rr_baseline"], rr_head = mitbih.run_beat_probe(
         rr[train], beats1, rr[test], beats2, in_val, opts.seed, opts.n_boot
@@ -87,14 +91,35 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
             **split.description,
             "bootstrap": f"{opts.n_boot} resamples of DS2 patients",
             "robustness subsample": f"at most {opts.robust_per_class} DS2 beats per class (seeded)",
-            "noise": f"{noise_source(noise_dir)} ({noise_dir})" if opts.robustness else "not run",
+            "noise": f"{noise_source(noise_dir)} ({noise_dir})" if opts.robustness and not opts.test_dir else "not run",
             "beat embedding time": {m: _rate(t) for m, t in timings.items()},
         },
-        "data": {"folder": str(opts.mitdb), "training beats": beats1.counts(), "test beats": beats2.counts()},
+        "data": {**data, "training beats": beats1.counts(), "test beats": beats2.counts()},
     }
     out = opts.report_dir("probe-mitbih")
     write_report(report, out, opts.step)
     return out
+
+
+def cross_database_split(
+    opts: MITBIHProbeOptions, ds2: list[ECGRecord]
+) -> tuple[mitbih.BeatSplit, list[ECGRecord], dict[str, Any]]:
+    """Heads fitted on MIT-BIH DS1 (with ``train_on`` ``ds1+ds2``, DS1 and DS2), tested on every annotated record
+    of ``opts.test_dir``; the report's data section names what was skipped and which symbols were left out."""
+    test, skipped = mitbih.read_annotated_folder(opts.test_dir, parse_lead_map(opts.lead_map))
+    train = mitbih.read_records(opts.mitdb, opts.ds1) + (ds2 if opts.train_on == "ds1+ds2" else [])
+    split = mitbih.inter_patient_split(train, test, opts.val_records, opts.seed)
+    split.description["paradigm"] = "cross-database"
+    split.description["training records"] = f"MIT-BIH {opts.train_on.upper()} ({len(train)} records)"
+    data = {
+        "folder": str(opts.mitdb),
+        "test database": str(opts.test_dir),
+        "test records": len(test),
+        "skipped test records": skipped,
+        "annotation symbols left out (not AAMI beats)": dropped_symbols(test),
+        "lead map": dict(parse_lead_map(opts.lead_map)),
+    }
+    return split, test, data
 
 
 def nstdb_robustness(
