@@ -18,7 +18,17 @@ needs_data = pytest.mark.skipif(not DATA.exists(), reason="../shared/data not pr
 
 
 def test_every_source_has_a_reader():
-    assert set(READERS) == {"ptbxl", "mitdb", "cinc2017", "cinc2021", "cpsc2021", "heedb", "code15", "icentia11k"}
+    assert set(READERS) == {
+        "ptbxl",
+        "mitdb",
+        "cinc2017",
+        "cinc2021",
+        "cpsc2021",
+        "heedb",
+        "code15",
+        "icentia11k",
+        "wfdb",
+    }
     with pytest.raises(ValueError, match="unknown source"):
         make_reader("nope", ".")
 
