@@ -2,61 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
-from ecg_dino.commands.arguments import probe_arguments, probe_options, write_probe_report
-from ecg_dino.features.beats import FEATURE_PARTS, BeatOptions
+from ecg_dino.commands.arguments import parse, run_probe
 from ecg_dino.probes.options import MITBIHProbeOptions
 from ecg_dino.probes.run_mitbih import probe_mitbih
-from ecg_dino.splits import MITDB_DS1, MITDB_DS2
 
 PROG = "ecg-dino probe-mitbih"
-
-
-def parse(argv: list[str] | None) -> MITBIHProbeOptions:
-    """The command line as ``MITBIHProbeOptions``."""
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    p.add_argument("--mitdb", type=Path, required=True, help="MIT-BIH Arrhythmia Database folder")
-    p.add_argument("--ds1", nargs="+", default=list(MITDB_DS1), help="training records (default: DS1)")
-    p.add_argument("--ds2", nargs="+", default=list(MITDB_DS2), help="test records (default: DS2)")
-    p.add_argument("--val-records", type=int, default=5, help="DS1 records held out to choose λ and T")
-    p.add_argument(
-        "--paradigm",
-        choices=("inter", "intra"),
-        default="inter",
-        help="inter: DS1 -> DS2 patients (default); intra: each DS2 record's first half of beats -> its second half",
-    )
-    p.add_argument("--window-patches", type=int, default=BeatOptions.window_patches)
-    p.add_argument("--batch-size", type=int, default=BeatOptions.batch_size)
-    p.add_argument(
-        "--features",
-        choices=FEATURE_PARTS,
-        default="all",
-        help="part of the beat embedding the heads read: class token, R-patch tokens, or both (default)",
-    )
-    p.add_argument(
-        "--robust-per-class",
-        type=int,
-        default=500,
-        help="noisy DS2 evaluations use at most this many beats per class (seeded)",
-    )
-    probe_arguments(p)
-    args = p.parse_args(argv)
-    return MITBIHProbeOptions(
-        mitdb=args.mitdb,
-        ds1=tuple(args.ds1),
-        ds2=tuple(args.ds2),
-        val_records=args.val_records,
-        paradigm=args.paradigm,
-        window_patches=args.window_patches,
-        batch_size=args.batch_size,
-        features=args.features,
-        robust_per_class=args.robust_per_class,
-        **probe_options(args),
-    )
+EXAMPLE = f"{PROG} --ckpt runs/pretrain_debug_cpu/version_0/checkpoints/last.ckpt --mitdb ../shared/data/mitdb"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, probe, print where the report is; 2 on an error naming the file."""
-    return write_probe_report(PROG, probe_mitbih, parse(argv))
+    """Parse, probe, print the headline table and where the report is; 2 on an error naming the file."""
+    return run_probe(PROG, probe_mitbih, parse(MITBIHProbeOptions, argv, PROG, EXAMPLE, __doc__))
