@@ -18,16 +18,16 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
 from datamodules.convert import ChunkTask, convert_chunk
 from datamodules.manifest import QUARANTINE, is_finished, load_manifest, save_manifest, write_quarantine
-from datamodules.readers import Reader, RecordRef, make_reader
+from datamodules.readers import READERS, Reader, RecordRef, make_reader
 from ecg_dino.splits import CINC2017_SPLITS
 
 log = logging.getLogger(__name__)
@@ -35,24 +35,54 @@ log = logging.getLogger(__name__)
 MANIFEST_SAVE_SECONDS = 10.0  # save progress at most this often while converting
 
 
+def parse_names(text: str) -> list[str]:
+    """``"100,101"`` or ``"@names.txt"`` (one per line) -> record names."""
+    if text.startswith("@"):
+        return [line.strip() for line in Path(text[1:]).read_text().splitlines() if line.strip()]
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def parse_folds(text: str) -> list[int]:
+    """``"1-8"``, ``"9,10"`` or ``"1-3,5"`` -> fold numbers."""
+    folds: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        folds.extend(range(int(low), int(high or low) + 1))
+    return folds
+
+
 @dataclass(frozen=True)
 class PrepareOptions:
     """One source to convert: the raw folder, the shard folder, the target rate and the record selection."""
 
-    source: str
-    raw: str | Path
-    out: str | Path
+    source: str = field(metadata={"choices": tuple(sorted(READERS))})
+    """dataset kind of the raw folder"""
+    raw: Path
+    """folder of the raw download"""
+    out: Path
+    """shard folder (several sources may share it)"""
     sample_rate_hz: float = 250.0
-    records_per_shard: int = 1000  # output records (windows) per shard
-    row_group_size: int = 256  # records per Parquet row group
-    workers: int = 1  # conversion processes
-    window_seconds: float | None = None  # None: the reader's default; 0: whole records
-    include_records: list[str] | None = None
-    exclude_records: list[str] | None = None
-    folds: list[int] | None = None  # ptbxl: strat_folds to keep
-    splits: list[str] | None = None  # cinc2017: splits to keep (the test split is never for pretraining)
-    ptbxl_records: str = "records500"
+    """target rate"""
+    records_per_shard: int = 1000
+    """output records (windows) per shard"""
+    row_group_size: int = 256
+    """records per Parquet row group"""
+    workers: int = 1
+    """conversion processes"""
+    window_seconds: float | None = None
+    """window length; default (None) 10 for mitdb/cpsc2021/icentia11k/cinc2017, none for others; 0 = whole records"""
+    include_records: list[str] | None = field(default=None, metadata={"parse": parse_names})
+    """only these records: 100,101 or @file (one name a line)"""
+    exclude_records: list[str] | None = field(default=None, metadata={"parse": parse_names})
+    """skip these records: 102,104 or @file"""
+    folds: list[int] | None = field(default=None, metadata={"parse": parse_folds})
+    """ptbxl: strat_folds to keep, e.g. 1-8"""
+    splits: list[str] | None = field(default=None, metadata={"parse": parse_names})
+    """cinc2017: splits to keep, e.g. train,val (the test split is never for pretraining)"""
+    ptbxl_records: Literal["records500", "records100"] = "records500"
+    """ptbxl: sampling folder"""
     code15_mv_per_unit: float = 1.0
+    """code15: millivolts per stored unit"""
 
     def __post_init__(self) -> None:
         if self.folds is not None and self.source != "ptbxl":

@@ -15,9 +15,10 @@ from fake_layouts import write_code15, write_heedb, write_icentia11k
 from scipy.signal import resample_poly
 
 from datamodules import download
+from datamodules.prepare import parse_folds, parse_names
 from datamodules.shards import MIN_STEP_MV, iter_records
 from ecg_dino.commands import download as download_command
-from ecg_dino.commands.prepare import main, parse_folds, parse_names
+from ecg_dino.commands.prepare import main
 from ecg_dino.files import file_sha256
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

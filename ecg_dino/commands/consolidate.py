@@ -10,13 +10,16 @@ process without GPUs; the whole model must fit in CPU memory.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ecg_dino.commands.arguments import fail, parse
 from ecg_dino.consolidate import consolidate
+
+PROG = "ecg-dino consolidate"
+EXAMPLE = f"{PROG} runs/vits/version_0/checkpoints/last.ckpt vits_last.ckpt"
 
 
 @dataclass(frozen=True)
@@ -24,24 +27,18 @@ class ConsolidateOptions:
     """The sharded checkpoint directory and the single file to write."""
 
     sharded: Path
+    """sharded checkpoint directory, e.g. runs/x/version_0/checkpoints/last.ckpt"""
     output: Path
+    """the single-file checkpoint to write"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, consolidate, print the tensor count and size; a usage error for a directory that is no checkpoint."""
-    parser = argparse.ArgumentParser(
-        prog="ecg-dino consolidate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "sharded", type=Path, help="sharded checkpoint directory, e.g. runs/x/version_0/checkpoints/last.ckpt"
-    )
-    parser.add_argument("output", type=Path, help="the single-file checkpoint to write")
-    args = parser.parse_args(argv)
-    opts = ConsolidateOptions(args.sharded, args.output)
+    """Parse, consolidate, print the tensor count and size; 2 for a directory that is no checkpoint."""
+    opts = parse(ConsolidateOptions, argv, PROG, EXAMPLE, __doc__, positional=("sharded", "output"))
     try:
         out = consolidate(opts.sharded, opts.output)
     except ValueError as e:
-        parser.error(str(e))
+        return fail(PROG, e)
     n = len(torch.load(out, map_location="cpu", weights_only=True)["state_dict"])
     print(f"wrote {out} ({n} tensors, {out.stat().st_size / 2**20:.1f} MiB)")
     return 0

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
 from ecg_dino.checkpoint import CheckpointError
-from ecg_dino.commands.arguments import fail
+from ecg_dino.commands.arguments import fail, parse
 from ecg_dino.export import export_backbone
+from ecg_dino.features.backbone import CheckpointOptions
 
 PROG = "ecg-dino export"
+EXAMPLE = f"{PROG} --ckpt runs/pretrain_debug_cpu/version_0/checkpoints/last.ckpt --out exported/"
 
 
-@dataclass(frozen=True)
-class ExportOptions:
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions(CheckpointOptions):
     """Which checkpoint branch to export, and where."""
 
-    ckpt: Path
     out: Path
-    which: str = "teacher"
-
-
-def parse(argv: list[str] | None) -> ExportOptions:
-    """The command line as ``ExportOptions``."""
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    p.add_argument("--ckpt", type=Path, required=True, help="Lightning or consolidated checkpoint")
-    p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--which", default="teacher", choices=("teacher", "student"))
-    args = p.parse_args(argv)
-    return ExportOptions(args.ckpt, args.out, args.which)
+    """output folder"""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``ecg-dino export --ckpt last.ckpt --out exported/``; 2 on a checkpoint that is no backbone."""
-    opts = parse(argv)
+    """Parse, export, print the parameter count; 2 on a checkpoint that is no backbone."""
+    opts = parse(ExportOptions, argv, PROG, EXAMPLE, __doc__)
     try:
         info = export_backbone(opts.ckpt, opts.out, opts.which)
     except CheckpointError as e:

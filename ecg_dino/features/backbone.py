@@ -5,11 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
 from ecg_dino.checkpoint import backbone_state, checkpoint_sha256, load_backbone
 from ecg_dino.model.vit import ECGViT, build_vit
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckpointOptions:
+    """Which weights: a checkpoint and its branch (the flags ``--ckpt`` and ``--which`` of every tool)."""
+
+    ckpt: Path
+    """Lightning or consolidated checkpoint, or a backbone.safetensors export"""
+    which: Literal["teacher", "student"] = "teacher"
+    """the checkpoint's branch: the EMA teacher (the one to use) or the student"""
 
 
 @dataclass(frozen=True)

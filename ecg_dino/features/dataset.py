@@ -5,26 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ecg_dino.features.backbone import BackboneSpec
+from ecg_dino.features.backbone import BackboneSpec, CheckpointOptions
 from ecg_dino.features.beats import BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE, EmbeddingCache, write_table
 from ecg_dino.features.context import beat_embedding_table
 from ecg_dino.features.records import EmbedOptions, embed_records
-from ecg_dino.features.sources import open_source
+from ecg_dino.features.sources import SOURCES, open_source
 
 
-@dataclass(frozen=True)
-class DatasetEmbedding:
+@dataclass(frozen=True, kw_only=True)
+class DatasetEmbedding(CheckpointOptions):
     """What ``ecg-dino embed`` writes: which weights, which folder, records or beats, where."""
 
-    ckpt: Path
     data: Path
+    """dataset folder (raw download or Parquet shards)"""
     out: Path
-    source: str | None = None  # dataset kind; guessed from the folder when None
-    which: str = "teacher"
+    """output .parquet"""
+    source: str | None = field(default=None, metadata={"choices": SOURCES})
+    """dataset kind (default: guessed from the folder)"""
     options: EmbedOptions = field(default_factory=EmbedOptions)
-    beats: bool = False  # per-beat embeddings (``BeatOptions`` at ``options.precision``) instead of per record
+    beats: bool = False
+    """per-beat embeddings (annotated beats, else R peaks from neurokit2) instead of per record"""
     cache_dir: Path | None = DEFAULT_CACHE
+    """embedding cache ('' disables it)"""
 
 
 def embed_dataset(job: DatasetEmbedding) -> int:

@@ -21,8 +21,8 @@ weights the two rules tie (mean 0.701 vs 0.703). Hence ``sliding`` is the defaul
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -43,11 +43,17 @@ class EmbedOptions:
     """How records become embeddings; every field is part of the cache key."""
 
     crop_seconds: float = 6.0
-    long_rule: str = "sliding"
+    """crop length the backbone reads (the trained global crop)"""
+    long_rule: str = field(default="sliding", metadata={"choices": LONG_RULES})
+    """records longer than a crop: one full-length pass, or sliding crops averaged"""
     stride_fraction: float = 0.5
+    """sliding crops start every stride_fraction × crop_seconds"""
     patches: bool = False
-    precision: str = "fp32"
+    """also store patch embeddings [L, P, D] (float16) and patch_valid [L, P]"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """embedding precision"""
     batch_size: int = 32
+    """records per batch"""
 
     def __post_init__(self) -> None:
         if self.long_rule not in LONG_RULES:

@@ -313,9 +313,13 @@ class ComparisonOptions:
     """The reports to compare (``NAME=path/report.json`` per probe) and the output folder."""
 
     out: Path
+    """folder for comparison.md/.json and the plots"""
     mitbih: tuple[str, ...] = ()
+    """NAME=probe-mitbih/report.json …"""
     ptbxl: tuple[str, ...] = ()
+    """NAME=probe-ptbxl/report.json …"""
     cinc2017: tuple[str, ...] = ()
+    """NAME=probe-cinc2017/report.json …"""
 
 
 def write_comparison(opts: ComparisonOptions) -> Path:

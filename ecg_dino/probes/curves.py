@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -105,8 +106,11 @@ class CurvesOptions:
     (``step`` or ``minutes``)."""
 
     runs: tuple[str, ...]
+    """NAME=runs/<name>/version_<n> (a folder holding event files)"""
     out: Path
-    x: str = "step"
+    """folder for the PNG, Markdown and JSON"""
+    x: Literal["step", "minutes"] = "step"
+    """plot against the step or the wall time (minutes)"""
 
 
 def write_curves(opts: CurvesOptions) -> Path:

@@ -7,15 +7,16 @@ again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from datamodules.noise import DEFAULT_NOISE_DIR, NOISE_TYPES
 from ecg_dino.checkpoint import trained_crop_seconds
-from ecg_dino.features.backbone import BackboneSpec
-from ecg_dino.features.beats import BeatOptions
+from ecg_dino.features.backbone import BackboneSpec, CheckpointOptions
+from ecg_dino.features.beats import FEATURE_KINDS, FEATURE_PARTS, BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE
-from ecg_dino.features.records import EmbedOptions
+from ecg_dino.features.records import LONG_RULES, EmbedOptions
 from ecg_dino.probes import cinc2017, ptbxl
 from ecg_dino.splits import MITDB_DS1, MITDB_DS2
 
@@ -34,21 +35,29 @@ HEAD_TEXT = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ProbeOptions:
+class ProbeOptions(CheckpointOptions):
     """Options every probe shares: the checkpoint, the report, seeds, robustness and the embedding cache."""
 
-    ckpt: Path
-    out: Path | None = None  # report folder; None: ``<ckpt folder>/<probe name>``
-    which: str = "teacher"
-    nstdb: Path | None = None  # NSTDB folder; None: ``nstdb/`` beside the data folder
-    seed: int = 0  # seeds subsets, splits, noise, bootstrap, random init
+    out: Path | None = None
+    """report folder (default: <ckpt folder>/<probe name>)"""
+    nstdb: Path | None = None
+    """NSTDB folder (default: nstdb/ beside the data folder)"""
+    seed: int = 0
+    """seeds subsets, splits, noise, bootstrap, random init"""
     n_boot: int = 1000
-    robustness: bool = True  # the noise (and lead-subset) evaluations
-    noise_types: tuple[str, ...] = NOISE_TYPES
-    random_init: bool = True  # the random-init baseline
-    precision: str = "fp32"
+    """bootstrap resamples for the 95 % CIs"""
+    robustness: bool = True
+    """the noise (and lead-subset) evaluations"""
+    noise_types: tuple[str, ...] = field(default=NOISE_TYPES, metadata={"choices": NOISE_TYPES})
+    """NSTDB noise types to test"""
+    random_init: bool = True
+    """the random-init baseline"""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """embedding precision"""
     cache_dir: Path | None = DEFAULT_CACHE
-    step: int = 0  # TensorBoard step of the scalars
+    """embedding cache ('' disables it)"""
+    step: int = 0
+    """TensorBoard step of the scalars"""
 
     def report_dir(self, name: str) -> Path:
         """``out``, else ``<ckpt folder>/<name>``."""
@@ -74,12 +83,20 @@ class RecordProbeOptions(ProbeOptions):
     """A probe of whole records: label fractions, heads, and how records are embedded."""
 
     fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
-    limit: int | None = None  # only the first N records (of each split) (smoke tests)
-    crop_seconds: float = EmbedOptions.crop_seconds  # the trained crop length
-    long_rule: str = EmbedOptions.long_rule
+    """fractions of the training records the linear heads are fitted on"""
+    limit: int | None = None
+    """only the first N records (of each split): smoke tests"""
+    crop_seconds: float = EmbedOptions.crop_seconds
+    """the trained crop length"""
+    long_rule: str = field(default=EmbedOptions.long_rule, metadata={"choices": LONG_RULES})
+    """records longer than a crop: one full-length pass, or sliding crops averaged"""
     batch_size: int = EmbedOptions.batch_size
-    head: str = "both"  # a key of ``HEADS``
+    """records per embedding batch"""
+    head: str = field(default="both", metadata={"choices": tuple(HEADS)})
+    """linear: class token ‖ mean patch token, at every fraction, with robustness; attentive: learnable queries
+    over the patch tokens (100 % of the labels); both"""
     attentive_queries: int = 4
+    """learnable queries of the attentive head (1-4)"""
 
     @property
     def heads(self) -> tuple[str, ...]:
@@ -106,9 +123,13 @@ class PTBXLProbeOptions(RecordProbeOptions):
     """``probe-ptbxl``: the PTB-XL folder, the label sets and the sampling folder."""
 
     ptbxl: Path
-    label_sets: tuple[str, ...] = ptbxl.LABEL_SETS
+    """PTB-XL folder (ptbxl_database.csv, records500/)"""
+    label_sets: tuple[str, ...] = field(default=ptbxl.LABEL_SETS, metadata={"choices": ptbxl.LABEL_SETS})
+    """label sets to probe"""
     fractions: tuple[float, ...] = ptbxl.FRACTIONS
-    records_folder: str = "records500"
+    """fractions of the training records the linear heads are fitted on"""
+    records_folder: Literal["records500", "records100"] = "records500"
+    """PTB-XL sampling folder (500 or 100 Hz)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,8 +137,11 @@ class CinC2017ProbeOptions(RecordProbeOptions):
     """``probe-cinc2017``: the CinC-2017 folder; 4 s crops (the CPU experiments' global crop)."""
 
     cinc2017: Path
+    """CinC-2017 folder (REFERENCE.csv, A*.hea/.mat)"""
     fractions: tuple[float, ...] = cinc2017.FRACTIONS
+    """fractions of the training records (stratified by class) the linear heads are fitted on"""
     crop_seconds: float = 4.0
+    """the trained crop length"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,28 +149,44 @@ class MITBIHProbeOptions(ProbeOptions):
     """``probe-mitbih``: the records, the paradigm, the beat embedding and the robustness subsample."""
 
     mitdb: Path
+    """MIT-BIH Arrhythmia Database folder"""
     ds1: tuple[str, ...] = MITDB_DS1
+    """training records (default: DS1)"""
     ds2: tuple[str, ...] = MITDB_DS2
-    val_records: int = 5  # DS1 records held out to choose λ and T
-    paradigm: str = "inter"  # inter: DS1 -> DS2 patients; intra: each DS2 record's first half -> its second half
-    features: str = BeatOptions.features  # window: a beat-centred window per beat; context: sliding crops
+    """test records (default: DS2)"""
+    val_records: int = 5
+    """DS1 records held out to choose λ and T"""
+    paradigm: Literal["inter", "intra"] = "inter"
+    """inter: DS1 -> DS2 patients; intra: each DS2 record's first half of beats -> its second half"""
+    features: str = field(default=BeatOptions.features, metadata={"choices": FEATURE_KINDS})
+    """window: a beat-centred window per beat; context: the beat's tokens in sliding crops of the pretraining's
+    global crop length"""
     window_patches: int = BeatOptions.window_patches
-    crop_seconds: float | None = None  # context crops; None: the checkpoint's pretraining global crop length
-    context_stride: float = BeatOptions.stride_fraction  # context crops start every this fraction of a crop
+    """patches of the beat-centred window (odd)"""
+    crop_seconds: float | None = None
+    """context crops (default: the checkpoint's pretraining global crop length)"""
+    context_stride: float = BeatOptions.stride_fraction
+    """context crops start every this fraction of a crop"""
     batch_size: int = BeatOptions.batch_size
-    part: str = "all"  # part of the beat embedding the heads read (``features.beats.FEATURE_PARTS``)
-    with_rr: bool = False  # also fit each head on the embedding beside the RR-interval features
-    test_dir: Path | None = None  # another WFDB database with .atr beats: heads fitted on MIT-BIH, tested there
-    lead_map: tuple[str, ...] = ()  # OLD=NEW lead names of the test database the vocabulary lacks (ECG1=MLII)
-    train_on: str = "ds1"  # with test_dir: the MIT-BIH records that fit the heads, ds1 or ds1+ds2
+    """beats (window) or crops (context) per embedding batch"""
+    part: str = field(default="all", metadata={"choices": FEATURE_PARTS})
+    """part of the beat embedding the heads read: class token, R-patch tokens, or both"""
+    with_rr: bool = False
+    """also fit each head on the embedding beside the RR-interval features (and report RR alone)"""
+    test_dir: Path | None = None
+    """another WFDB database with .atr beat annotations: heads fitted on MIT-BIH, tested there"""
+    lead_map: tuple[str, ...] = ()
+    """OLD=NEW names for test-database leads the vocabulary lacks, e.g. ECG1=MLII"""
+    train_on: Literal["ds1", "ds1+ds2"] = "ds1"
+    """with --test-dir: the MIT-BIH records that fit the heads"""
+    robust_per_class: int = 500
+    """noisy DS2 evaluations use at most this many beats per class (seeded)"""
 
     def __post_init__(self) -> None:
         if self.train_on not in ("ds1", "ds1+ds2"):
             raise ValueError(f"train_on must be ds1 or ds1+ds2, got {self.train_on!r}")
         if self.test_dir is not None and self.paradigm != "inter":
-            raise ValueError("a test database (test_dir) takes the inter-patient paradigm")
-
-    robust_per_class: int = 500  # noisy DS2 evaluations use at most this many beats per class (seeded)
+            raise ValueError("a test database (--test-dir) takes the inter-patient paradigm")
 
     def beat_options(self) -> BeatOptions:
         """How beats become features; context crops default to the length the checkpoint was pretrained on."""
