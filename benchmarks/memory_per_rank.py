@@ -23,6 +23,7 @@ import torch.multiprocessing as mp
 from torch.distributed.device_mesh import init_device_mesh
 
 from callbacks.ema_teacher import local_tensor
+from ecg_dino.hparams import DinoArgs, HeadArgs, IBOTArgs
 from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.module import DinoPretrainModule
 from ecg_dino.parallel import shard_module
@@ -68,9 +69,9 @@ def measure(rank: int, world: int, init_file: str, args: argparse.Namespace, res
         torch.manual_seed(rank)
         module = DinoPretrainModule(
             backbone={"size": args.size},
-            num_prototypes=args.prototypes,
-            ibot_num_prototypes=args.prototypes,
-            head_hidden_dim=args.head_hidden,
+            head=HeadArgs(hidden_dim=args.head_hidden),
+            dino=DinoArgs(num_prototypes=args.prototypes),
+            ibot=IBOTArgs(num_prototypes=args.prototypes),
         ).train()
         if world > 1:
             shard_module(module, init_device_mesh("cpu", (world,), mesh_dim_names=("data_parallel",)), "32-true")

@@ -53,9 +53,9 @@ def ingredients(module: DinoPretrainModule, batch: dict, opt: torch.optim.Optimi
     masks = module._ibot_masks(patch_mask, 0)
     gram = module.gram_teacher
     with torch.no_grad():
-        t_out = module.forward_teacher(crops, masks, 0.04, G)
+        t_out = module.teacher_targets(crops, masks, 0.04, G)
         s_global = student.backbone.forward_features(**crops, ibot_mask=masks)
-        gram_target = gram.backbone.forward_features(**crops)["patches"] if gram is not None else None
+        gram_target = module.gram_targets(crops) if gram is not None else None
         s_local = student.backbone.forward_features(**loc, sample_rate_hz=rate)
         cls = torch.cat([s_global["cls"], s_local["cls"]])
         masked_patches = s_global["patches"][masks]
@@ -85,8 +85,8 @@ def ingredients(module: DinoPretrainModule, batch: dict, opt: torch.optim.Optimi
         return torch.no_grad()(fn)
 
     parts = {
-        "teacher forward + Sinkhorn-Knopp": no_grad(lambda: module.forward_teacher(crops, masks, 0.04, G)),
-        "Gram teacher forward": no_grad(lambda: gram.backbone.forward_features(**crops)),
+        "teacher forward + Sinkhorn-Knopp": lambda: module.teacher_targets(crops, masks, 0.04, G),
+        "Gram teacher forward": lambda: module.gram_targets(crops),
         "student global crops fwd+bwd": lambda: backbone_step(**crops, ibot_mask=masks),
         "student local crops fwd+bwd": lambda: backbone_step(**loc, sample_rate_hz=rate),
         "DINO head fwd+bwd": lambda: student.dino_head(leaf(cls)).float().sum().backward(),

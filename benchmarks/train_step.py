@@ -24,6 +24,7 @@ import torch
 from callbacks.ema_teacher import ema_update
 from ecg_dino.cli import DEFAULTS, ECGDinoCLI
 from ecg_dino.flops import flop_counter
+from ecg_dino.hparams import DinoArgs, HeadArgs, IBOTArgs
 from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.module import DinoPretrainModule
 
@@ -111,10 +112,9 @@ def setup(
     else:
         module = DinoPretrainModule(
             backbone={"size": size},
-            num_prototypes=args.prototypes,
-            ibot_num_prototypes=args.prototypes,
-            head_hidden_dim=args.head_hidden,
-            head_bottleneck_dim=256,
+            head=HeadArgs(hidden_dim=args.head_hidden, bottleneck_dim=256),
+            dino=DinoArgs(num_prototypes=args.prototypes),
+            ibot=IBOTArgs(num_prototypes=args.prototypes),
         )
         batches = [make_batch(args.batch, args.global_seconds, args.local_seconds, args.n_local, 250.0, device)]
     module.to(device).train()
@@ -123,7 +123,7 @@ def setup(
 
 def first_step(module: DinoPretrainModule) -> int:
     """The benchmark's first step number: where every loss is on (Gram anchoring starts at its own step)."""
-    return module.hparams.gram_start_step if module.gram_teacher is not None else 0
+    return module.cfg.gram.start_step if module.gram_teacher is not None else 0
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

@@ -17,8 +17,10 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.cli import LightningCLI
 
+from ecg_dino.hparams import grouped
 from ecg_dino.parallel import close_process_group
 
 DEFAULTS = Path(__file__).parent / "configs" / "defaults.yaml"
@@ -55,6 +57,20 @@ class ECGDinoCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI's merge of a ``--ckpt_path`` checkpoint's hyperparameters into the config, with the flat
+        names of a checkpoint from before the grouping (``num_prototypes``, ``lr``...) moved into their groups."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not (ckpt_path and Path(ckpt_path).is_file()):
+            return
+        hparams = grouped(torch.load(ckpt_path, weights_only=True, map_location="cpu").get("hyper_parameters", {}))
+        hparams.pop("_instantiator", None)
+        if "_class_path" in hparams:
+            hparams = {"class_path": hparams.pop("_class_path"), "dict_kwargs": hparams}
+        if hparams:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
 
 
 def _not_an_advert(record: logging.LogRecord) -> bool:

@@ -1,9 +1,15 @@
-"""DINOv3 pretraining of the ECG ViT as a LightningModule: student, EMA teacher, Gram teacher and losses."""
+"""DINOv3 pretraining of the ECG ViT as a LightningModule: student, EMA teacher, Gram teacher and losses.
+
+The step is laid out as DINOv3's ``SSLMetaArch``: the batch's views, teacher targets (Sinkhorn-Knopp), Gram
+teacher targets, the student's outputs, one method per loss, the diagnostics, and ``compute_losses`` assembling them.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
@@ -13,6 +19,18 @@ from callbacks.ema_teacher import EMATeacher, local_tensor
 from callbacks.nonfinite_guard import NonFiniteGuard
 from callbacks.rng_state import RNGState
 from ecg_dino import parallel
+from ecg_dino.hparams import (
+    GROUPS,
+    DinoArgs,
+    GramArgs,
+    HeadArgs,
+    IBOTArgs,
+    KoLeoArgs,
+    OptimArgs,
+    PretrainConfig,
+    TeacherArgs,
+    grouped,
+)
 from ecg_dino.loss import DINOLoss, GramLoss, KoLeoLoss, iBOTPatchLoss
 from ecg_dino.masking import BlockMaskGenerator
 from ecg_dino.model.heads import DINOHead
@@ -23,9 +41,21 @@ from ecg_dino.schedules import at, cosine_schedule, linear_warmup_constant
 Crops = dict[str, torch.Tensor]
 
 
+class Views(NamedTuple):
+    """One batch as the step reads it (crop-major: row c*B + b is crop c of sample b)."""
+
+    student_global: Crops
+    teacher_global: Crops  # the global crops before noise when the data module keeps them (clean_teacher_view)
+    local: Crops
+    patch_mask: torch.Tensor  # bool [G*B, L, P]: the global crops' patches of real signal
+    n_global: int
+    n_local: int
+    B: int
+
+
 class DinoPretrainModule(L.LightningModule):
     """Self-distillation on ECG multi-crops: DINO class-token loss (Sinkhorn-Knopp teacher), iBOT masked
-    patches, KoLeo on student class tokens and, from ``gram_start_step``, Gram anchoring of patch similarities.
+    patches, KoLeo on student class tokens and, from ``gram.start_step``, Gram anchoring of patch similarities.
 
     The teacher is updated by the ``callbacks.EMATeacher`` callback, never by the optimizer. Teacher and Gram
     teacher are built without drop-path and kept in eval mode for every step, so their targets are deterministic.
@@ -34,76 +64,67 @@ class DinoPretrainModule(L.LightningModule):
     def __init__(
         self,
         backbone: dict[str, Any] | None = None,
-        num_prototypes: int = 4096,
-        ibot_num_prototypes: int = 4096,
-        head_hidden_dim: int = 1024,
-        head_bottleneck_dim: int = 256,
-        head_layers: int = 3,
-        normalized_prototypes: bool = False,
+        head: HeadArgs = HeadArgs(),
+        dino: DinoArgs = DinoArgs(),
+        ibot: IBOTArgs = IBOTArgs(),
+        koleo: KoLeoArgs = KoLeoArgs(),
+        gram: GramArgs = GramArgs(),
+        teacher: TeacherArgs = TeacherArgs(),
+        optim: OptimArgs = OptimArgs(),
         student_temp: float = 0.1,
-        teacher_temp: float = 0.07,
-        teacher_temp_warmup_start: float = 0.04,
-        teacher_temp_warmup_steps: int = 100,
-        dino_loss_weight: float = 1.0,
-        ibot_loss_weight: float = 1.0,
-        koleo_loss_weight: float = 0.1,
-        koleo_across_ranks: bool = False,
-        mask_sample_probability: float = 0.5,
-        mask_ratio_range: tuple[float, float] = (0.1, 0.5),
-        gram_loss_weight: float = 0.0,
-        gram_start_step: int = 0,
-        gram_warmup_steps: int = 0,
-        gram_refresh_every: int = 1000,
-        lr: float = 5e-4,
-        min_lr: float = 1e-6,
-        warmup_steps: int = 100,
-        weight_decay: float = 0.04,
-        weight_decay_end: float = 0.2,
-        layer_decay: float = 1.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        freeze_prototypes_steps: int = 0,
-        momentum_start: float = 0.992,
-        momentum_end: float = 1.0,
         seed: int = 0,
         activation_checkpointing: bool = False,
         max_nonfinite_steps: int = 10,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters()  # every argument; under LightningCLI also its class path (load_from_checkpoint)
+        self.cfg = PretrainConfig.of(
+            head=head, dino=dino, ibot=ibot, koleo=koleo, gram=gram, teacher=teacher, optim=optim
+        )
+        self.save_hyperparameters(asdict(self.cfg))  # the groups as plain dicts: checkpoints load weights-only
         self.backbone_config = {"size": "tiny", **(backbone or {})}
         self.student = self._build_branch()
         self.teacher = self._build_branch(drop_path_rate=0.0)
         self.gram_teacher = (
-            nn.ModuleDict({"backbone": self._build_backbone(drop_path_rate=0.0)}) if gram_loss_weight > 0 else None
+            nn.ModuleDict({"backbone": self._build_backbone(drop_path_rate=0.0)})
+            if self.cfg.gram.loss_weight > 0
+            else None
         )
         for branch in self._teachers():
             branch.requires_grad_(False)
         self.init_weights()
         self.dino_loss = DINOLoss(student_temp)
         self.ibot_loss = iBOTPatchLoss(student_temp)
-        self.koleo_loss = KoLeoLoss(across_ranks=koleo_across_ranks)
+        self.koleo_loss = KoLeoLoss(across_ranks=self.cfg.koleo.across_ranks)
         self.gram_loss = GramLoss(apply_norm=True)
-        self.mask_generator = BlockMaskGenerator(mask_sample_probability, mask_ratio_range)
+        self.mask_generator = BlockMaskGenerator(self.cfg.ibot.mask_sample_probability, self.cfg.ibot.mask_ratio_range)
         self.schedules: dict[str, Any] = {}
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: str | Path, *args: Any, **kwargs: Any) -> DinoPretrainModule:
+        """Lightning's, for checkpoints from before the grouping too: their flat hyperparameters go into groups."""
+        hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters", {})
+        groups = {k: v for k, v in grouped(hparams).items() if k in GROUPS}
+        return super().load_from_checkpoint(checkpoint_path, *args, **groups | kwargs)
 
     # ----------------------------------------------------------------------------------------- build
     def _build_backbone(self, **overrides: Any) -> ECGViT:
         return build_vit(**(self.backbone_config | overrides))
 
     def _build_branch(self, **backbone_overrides: Any) -> nn.ModuleDict:
-        hp = self.hparams
+        h = self.cfg.head
         backbone = self._build_backbone(**backbone_overrides)
         head = dict(
-            hidden_dim=hp.head_hidden_dim,
-            bottleneck_dim=hp.head_bottleneck_dim,
-            nlayers=hp.head_layers,
-            normalized_prototypes=hp.normalized_prototypes,
+            hidden_dim=h.hidden_dim,
+            bottleneck_dim=h.bottleneck_dim,
+            nlayers=h.layers,
+            normalized_prototypes=h.normalized_prototypes,
         )
         return nn.ModuleDict(
             {
                 "backbone": backbone,
-                "dino_head": DINOHead(backbone.embed_dim, hp.num_prototypes, **head),
-                "ibot_head": DINOHead(backbone.embed_dim, hp.ibot_num_prototypes, **head),
+                "dino_head": DINOHead(backbone.embed_dim, self.cfg.dino.num_prototypes, **head),
+                "ibot_head": DINOHead(backbone.embed_dim, self.cfg.ibot.num_prototypes, **head),
             }
         )
 
@@ -140,16 +161,16 @@ class DinoPretrainModule(L.LightningModule):
         total = self.trainer.max_steps
         if total is None or total <= 0:
             raise ValueError("DinoPretrainModule needs trainer.max_steps > 0 to lay out its schedules")
-        hp = self.hparams
+        optim, teacher, gram = self.cfg.optim, self.cfg.teacher, self.cfg.gram
         self.schedules = {
-            "lr": cosine_schedule(hp.lr, hp.min_lr, total, warmup_steps=hp.warmup_steps),
-            "weight_decay": cosine_schedule(hp.weight_decay, hp.weight_decay_end, total),
+            "lr": cosine_schedule(optim.lr, optim.min_lr, total, warmup_steps=optim.warmup_steps),
+            "weight_decay": cosine_schedule(optim.weight_decay, optim.weight_decay_end, total),
             "teacher_temp": linear_warmup_constant(
-                hp.teacher_temp, total, hp.teacher_temp_warmup_steps, hp.teacher_temp_warmup_start
+                teacher.temp, total, teacher.temp_warmup_steps, teacher.temp_warmup_start
             ),
-            # DINOv3 raises the Gram weight from 0: zero before gram_start_step, then a linear ramp, then constant.
+            # DINOv3 raises the Gram weight from 0: zero before gram.start_step, then a linear ramp, then constant.
             "gram_weight": cosine_schedule(
-                hp.gram_loss_weight, hp.gram_loss_weight, total, hp.gram_warmup_steps, freeze_steps=hp.gram_start_step
+                gram.loss_weight, gram.loss_weight, total, gram.warmup_steps, freeze_steps=gram.start_step
             ),
         }
 
@@ -161,23 +182,28 @@ class DinoPretrainModule(L.LightningModule):
         self.log_dict({"sched/lr": lr, "sched/weight_decay": wd}, on_step=True, on_epoch=False)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        groups = param_groups(self.student, self.hparams.layer_decay)
+        optim = self.cfg.optim
+        groups = param_groups(self.student, optim.layer_decay)
         # The fused kernel updates all parameters in one pass: 3-4x faster than the per-tensor loop on CPU. fp16's
         # loss scaler needs the gradients unscaled before clipping, which a fused step does only inside itself.
         fused = self._trainer is None or str(self.trainer.precision) != "16-mixed"
-        return torch.optim.AdamW(groups, lr=self.hparams.lr, betas=self.hparams.betas, fused=fused)
+        return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, fused=fused)
 
     def configure_callbacks(self) -> list[L.Callback]:
         """The EMA teacher, the non-finite-loss guard and the RNG state for exact resume are part of the method,
         so the module brings them rather than every YAML."""
-        hp = self.hparams
-        return [EMATeacher(hp.momentum_start, hp.momentum_end), NonFiniteGuard(hp.max_nonfinite_steps), RNGState()]
+        teacher = self.cfg.teacher
+        return [
+            EMATeacher(teacher.momentum_start, teacher.momentum_end),
+            NonFiniteGuard(self.hparams.max_nonfinite_steps),
+            RNGState(),
+        ]
 
     def configure_model(self) -> None:
-        """Activation checkpointing and, under ``ModelParallelStrategy``, FSDP2 sharding (``ecg_dino.parallel``)."""
-        parallel.configure_model(
-            self, self.device_mesh, str(self.trainer.precision), self.hparams.activation_checkpointing
-        )
+        """Activation checkpointing and, under ``ModelParallelStrategy``, FSDP2 sharding (``ecg_dino.parallel``);
+        outside a Trainer (``load_from_checkpoint``) there is no mesh and nothing is sharded."""
+        precision = str(self.trainer.precision) if self._trainer is not None else "32-true"
+        parallel.configure_model(self, self.device_mesh, precision, self.hparams.activation_checkpointing)
 
     def configure_gradient_clipping(
         self,
@@ -187,16 +213,31 @@ class DinoPretrainModule(L.LightningModule):
     ) -> None:
         parallel.clip_gradients(self, optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    # -------------------------------------------------------------------------------------- training
-    def _maybe_refresh_gram_teacher(self, step: int) -> None:
-        hp = self.hparams
-        if self.gram_teacher is None or step < hp.gram_start_step:
-            return
-        if (step - hp.gram_start_step) % hp.gram_refresh_every == 0:
-            src = [local_tensor(p) for p in self.teacher.backbone.parameters()]
-            dst = [local_tensor(p) for p in self.gram_teacher.backbone.parameters()]
-            with torch.no_grad():
-                torch._foreach_copy_(dst, src)
+    # ---------------------------------------------------------------------------- the step, in pieces
+    def views(self, batch: dict[str, Any]) -> Views:
+        """The batch's crops for student and teacher, checked against the crop-major contract, and the
+        global crops' patch validity (lead presence and valid length: known before any forward)."""
+        g, loc, rate = batch["global"], batch["local"], batch["sample_rate_hz"]
+        n_global, n_local = batch["n_global_crops"], batch["n_local_crops"]
+        B = g["signal"].shape[0] // n_global
+        if n_global < 2 or g["signal"].shape[0] != n_global * B or loc["signal"].shape[0] != n_local * B:
+            raise ValueError(
+                f"batch holds {g['signal'].shape[0]} global and {loc['signal'].shape[0]} local crop rows, not"
+                f" crop-major {n_global}×B and {n_local}×B (the DINO pairing needs at least 2 global crops)"
+            )
+        g_crops = {k: v for k, v in g.items() if k != "teacher_signal"} | {"sample_rate_hz": rate}
+        patch_samples = self.student.backbone.patch_samples
+        P = g["signal"].shape[-1] // patch_samples
+        in_time = torch.arange(P, device=self.device)[None, :] < (g["valid_samples"] // patch_samples)[:, None]
+        return Views(
+            student_global=g_crops,
+            teacher_global=g_crops | {"signal": g.get("teacher_signal", g["signal"])},
+            local=loc | {"sample_rate_hz": rate},
+            patch_mask=g["lead_mask"][:, :, None] & in_time[:, None, :],
+            n_global=n_global,
+            n_local=n_local,
+            B=B,
+        )
 
     def _ibot_masks(self, patch_mask: torch.Tensor, step: int) -> torch.Tensor:
         """Block masks over (lead × time) for the global crops; seeded by step and rank so a resumed run
@@ -204,7 +245,8 @@ class DinoPretrainModule(L.LightningModule):
         gen = torch.Generator().manual_seed(self.hparams.seed * 1_000_003 + step * 7919 + self.global_rank)
         return self.mask_generator(patch_mask.cpu(), generator=gen).to(patch_mask.device)
 
-    def forward_teacher(self, crops: Crops, masks: torch.Tensor, teacher_temp: float, n_global: int) -> dict:
+    @torch.no_grad()
+    def teacher_targets(self, crops: Crops, masks: torch.Tensor, teacher_temp: float, n_global: int) -> dict:
         """Teacher targets from the global crops: Sinkhorn-Knopp class-token and masked-patch distributions."""
         out = self.teacher.backbone.forward_features(**crops)
         cls_logits = self.teacher.dino_head(out["cls"])  # [G*B, K]
@@ -219,94 +261,76 @@ class DinoPretrainModule(L.LightningModule):
             "patch_probs": patch_probs,
         }
 
-    def compute_losses(self, batch: dict[str, Any], step: int, teacher_temp: float) -> dict[str, torch.Tensor]:
-        """Every loss term of one step, plus collapse diagnostics; ``loss`` is the weighted total."""
-        hp = self.hparams
-        g, loc, rate = batch["global"], batch["local"], batch["sample_rate_hz"]
-        n_global, n_local = batch["n_global_crops"], batch["n_local_crops"]
-        B = g["signal"].shape[0] // n_global
-        if n_global < 2 or g["signal"].shape[0] != n_global * B or loc["signal"].shape[0] != n_local * B:
-            raise ValueError(
-                f"batch holds {g['signal'].shape[0]} global and {loc['signal'].shape[0]} local crop rows, not"
-                f" crop-major {n_global}×B and {n_local}×B (the DINO pairing needs at least 2 global crops)"
-            )
-        g_crops = {k: v for k, v in g.items() if k != "teacher_signal"} | {"sample_rate_hz": rate}
-        # The teacher sees the global crops before noise when the data module keeps them (clean_teacher_view).
-        t_crops = g_crops | {"signal": g.get("teacher_signal", g["signal"])}
-        patch_samples = self.student.backbone.patch_samples
-        # Patch validity depends only on lead presence and valid length, so masks are drawn before any forward.
-        P = g["signal"].shape[-1] // patch_samples
-        in_time = torch.arange(P, device=self.device)[None, :] < (g["valid_samples"] // patch_samples)[:, None]
-        patch_mask = g["lead_mask"][:, :, None] & in_time[:, None, :]  # [G*B, L, P]
-        masks = self._ibot_masks(patch_mask, step)
+    @torch.no_grad()
+    def gram_targets(self, crops: Crops) -> torch.Tensor:
+        """The Gram teacher's patch tokens of the (teacher's) global crops, [G*B, L, P, D]."""
+        return self.gram_teacher.backbone.forward_features(**crops)["patches"]
 
-        with torch.no_grad():
-            teacher = self.forward_teacher(t_crops, masks, teacher_temp, n_global)
-        s_global = self.student.backbone.forward_features(**g_crops, ibot_mask=masks)
-        s_local = self.student.backbone.forward_features(**loc, sample_rate_hz=rate)
+    def student_outputs(self, views: Views, masks: torch.Tensor) -> dict[str, dict]:
+        """The student backbone on the global crops (iBOT-masked patches) and then on the local crops."""
+        return {
+            "global": self.student.backbone.forward_features(**views.student_global, ibot_mask=masks),
+            "local": self.student.backbone.forward_features(**views.local),
+        }
 
-        s_global_logits = self.student.dino_head(s_global["cls"]).view(n_global, B, -1)  # [G, B, K]
-        s_local_logits = self.student.dino_head(s_local["cls"]).view(n_local, B, -1)  # [Lc, B, K]
+    def compute_dino_loss(self, student: dict, teacher: dict, views: Views) -> dict[str, torch.Tensor]:
+        """DINO class-token loss: local and global student crops against the teacher's global crops, weighted
+        by their pair counts (a global crop is never paired with itself)."""
+        G, Lc, B = views.n_global, views.n_local, views.B
+        s_global_logits = self.student.dino_head(student["global"]["cls"]).view(G, B, -1)  # [G, B, K]
+        s_local_logits = self.student.dino_head(student["local"]["cls"]).view(Lc, B, -1)  # [Lc, B, K]
         local_loss = self.dino_loss(s_local_logits, teacher["cls_probs"], ignore_diagonal=False)
         global_loss = self.dino_loss(s_global_logits, teacher["cls_probs"], ignore_diagonal=True)
-        n_pairs_g, n_pairs_l = n_global * (n_global - 1), n_global * n_local
+        n_pairs_g, n_pairs_l = G * (G - 1), G * Lc
         dino_loss = (n_pairs_l * local_loss + n_pairs_g * global_loss) / (n_pairs_g + n_pairs_l)
+        return {"dino_local_loss": local_loss, "dino_global_loss": global_loss, "dino_loss": dino_loss}
 
-        s_masked_logits = self.student.ibot_head(s_global["patches"][masks])  # [M, K]
-        ibot_loss = self.ibot_loss.forward_masked(s_masked_logits, teacher["patch_probs"], masks.flatten(1))
+    def compute_ibot_loss(self, student: dict, teacher: dict, masks: torch.Tensor) -> torch.Tensor:
+        """iBOT loss: the student's masked global-crop patches against the teacher's targets for them."""
+        s_masked_logits = self.student.ibot_head(student["global"]["patches"][masks])  # [M, K]
+        return self.ibot_loss.forward_masked(s_masked_logits, teacher["patch_probs"], masks.flatten(1))
 
-        s_cls = s_global["cls"].view(n_global, B, -1)
-        koleo_loss = sum(self.koleo_loss(s_cls[c].float()) for c in range(n_global)) / n_global
+    def compute_koleo_loss(self, student: dict, views: Views) -> torch.Tensor:
+        """KoLeo on the student's pre-head class tokens, per global crop, averaged over the global crops."""
+        s_cls = student["global"]["cls"].view(views.n_global, views.B, -1)
+        return sum(self.koleo_loss(s_cls[c].float()) for c in range(views.n_global)) / views.n_global
 
+    def compute_gram_loss(self, student: dict, target: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+        """Gram anchoring: the student's global-crop patch similarities against the Gram teacher's."""
+        patches = student["global"]["patches"].flatten(1, 2)
+        return self.gram_loss(patches, target.flatten(1, 2), token_mask=patch_mask.flatten(1))
+
+    def compute_losses(self, batch: dict[str, Any], step: int, teacher_temp: float) -> dict[str, torch.Tensor]:
+        """Every loss term of one step, plus collapse diagnostics; ``loss`` is the weighted total."""
+        cfg = self.cfg
+        views = self.views(batch)
+        masks = self._ibot_masks(views.patch_mask, step)
+        teacher = self.teacher_targets(views.teacher_global, masks, teacher_temp, views.n_global)
+        anchored = self.gram_teacher is not None and step >= cfg.gram.start_step
+        gram_target = self.gram_targets(views.teacher_global) if anchored else None
+        student = self.student_outputs(views, masks)  # drop-path draws: global crops, then local crops
+
+        out = self.compute_dino_loss(student, teacher, views)
+        out["ibot_loss"] = self.compute_ibot_loss(student, teacher, masks)
+        out["koleo_loss"] = self.compute_koleo_loss(student, views)
         loss = (
-            hp.dino_loss_weight * dino_loss
-            + hp.ibot_loss_weight * ibot_loss
-            + hp.koleo_loss_weight * n_global * koleo_loss
+            cfg.dino.loss_weight * out["dino_loss"]
+            + cfg.ibot.loss_weight * out["ibot_loss"]
+            + cfg.koleo.loss_weight * views.n_global * out["koleo_loss"]
         )
-        out = {
-            "dino_local_loss": local_loss,
-            "dino_global_loss": global_loss,
-            "dino_loss": dino_loss,
-            "ibot_loss": ibot_loss,
-            "koleo_loss": koleo_loss,
-        }
-        if self.gram_teacher is not None and step >= hp.gram_start_step:
-            with torch.no_grad():
-                target = self.gram_teacher.backbone.forward_features(**t_crops)["patches"]
-            gram_loss = self.gram_loss(
-                s_global["patches"].flatten(1, 2), target.flatten(1, 2), token_mask=patch_mask.flatten(1)
-            )
-            loss = loss + self._gram_weight(step) * gram_loss
-            out["gram_loss"] = gram_loss
+        if gram_target is not None:
+            out["gram_loss"] = self.compute_gram_loss(student, gram_target, views.patch_mask)
+            loss = loss + self._gram_weight(step) * out["gram_loss"]
         out["loss"] = loss
-        out.update(self._collapse_diagnostics(teacher, teacher_temp, masks))
+        out.update(self.diagnostics(teacher, teacher_temp, masks))
         return out
 
     def _gram_weight(self, step: int) -> float:
         """The scheduled Gram weight; a hand call outside fit (no schedules yet) gets the full weight."""
-        return (
-            at(self.schedules["gram_weight"], step)
-            if "gram_weight" in self.schedules
-            else self.hparams.gram_loss_weight
-        )
-
-    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        step = self.global_step
-        self._apply_optimizer_schedules(step)
-        self._maybe_refresh_gram_teacher(step)
-        teacher_temp = at(self.schedules["teacher_temp"], step)
-        out = self.compute_losses(batch, step, teacher_temp)
-        B = batch["global"]["signal"].shape[0] // batch["n_global_crops"]
-        logs = {k if k.startswith("diag/") else f"train/{k}": v for k, v in out.items()}
-        logs["sched/teacher_temp"] = teacher_temp
-        if self.gram_teacher is not None:
-            logs["sched/gram_weight"] = self._gram_weight(step)
-        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=B)
-        self.log("loss", out["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=B)
-        return out["loss"]
+        return at(self.schedules["gram_weight"], step) if "gram_weight" in self.schedules else self.cfg.gram.loss_weight
 
     @torch.no_grad()
-    def _collapse_diagnostics(self, teacher: dict, teacher_temp: float, masks: torch.Tensor) -> dict:
+    def diagnostics(self, teacher: dict, teacher_temp: float, masks: torch.Tensor) -> dict:
         """Signs of collapse: teacher class tokens that stop varying across ECGs, and prototypes that go unused.
 
         ``diag/teacher_cls_std`` is the per-feature std across the batch of the L2-normalised class token,
@@ -331,8 +355,34 @@ class DinoPretrainModule(L.LightningModule):
             "diag/masked_patch_fraction": masks.float().mean(),
         }
 
+    # -------------------------------------------------------------------------------------- training
+    def _maybe_refresh_gram_teacher(self, step: int) -> None:
+        gram = self.cfg.gram
+        if self.gram_teacher is None or step < gram.start_step:
+            return
+        if (step - gram.start_step) % gram.refresh_every == 0:
+            src = [local_tensor(p) for p in self.teacher.backbone.parameters()]
+            dst = [local_tensor(p) for p in self.gram_teacher.backbone.parameters()]
+            with torch.no_grad():
+                torch._foreach_copy_(dst, src)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        step = self.global_step
+        self._apply_optimizer_schedules(step)
+        self._maybe_refresh_gram_teacher(step)
+        teacher_temp = at(self.schedules["teacher_temp"], step)
+        out = self.compute_losses(batch, step, teacher_temp)
+        B = batch["global"]["signal"].shape[0] // batch["n_global_crops"]
+        logs = {k if k.startswith("diag/") else f"train/{k}": v for k, v in out.items()}
+        logs["sched/teacher_temp"] = teacher_temp
+        if self.gram_teacher is not None:
+            logs["sched/gram_weight"] = self._gram_weight(step)
+        self.log_dict(logs, on_step=True, on_epoch=False, batch_size=B)
+        self.log("loss", out["loss"], prog_bar=True, on_step=True, on_epoch=False, logger=False, batch_size=B)
+        return out["loss"]
+
     def on_after_backward(self) -> None:
-        if self.global_step < self.hparams.freeze_prototypes_steps:
+        if self.global_step < self.cfg.optim.freeze_prototypes_steps:
             for head in (self.student.dino_head, self.student.ibot_head):
                 for p in head.last_layer.parameters():
                     p.grad = None

@@ -37,14 +37,14 @@ def random_batch(B: int = 4, n_local: int = 2, seed: int = 0) -> dict:
     }
 
 
+# The groups as plain dicts, as a YAML's model.init_args or a checkpoint's hyperparameters give them.
 TINY_MODULE = dict(
     backbone={"size": "tiny", "depth": 2, "embed_dim": 64, "num_heads": 2},
-    num_prototypes=64,
-    ibot_num_prototypes=64,
-    head_hidden_dim=64,
-    head_bottleneck_dim=32,
-    warmup_steps=2,
-    teacher_temp_warmup_steps=2,
+    head={"hidden_dim": 64, "bottleneck_dim": 32},
+    dino={"num_prototypes": 64},
+    ibot={"num_prototypes": 64},
+    teacher={"temp_warmup_steps": 2},
+    optim={"warmup_steps": 2},
 )
 
 

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from callbacks.ema_teacher import EMATeacher, local_tensor
 from callbacks.safe_checkpoint import SafeModelCheckpoint
+from ecg_dino.hparams import GramArgs, KoLeoArgs
 from ecg_dino.module import DinoPretrainModule
 from ecg_dino.parallel import DinoFSDPStrategy, close_process_group
 from ecg_dino.probes.online import OnlineProbe, ProbeSet
@@ -30,7 +31,7 @@ NAN_STEP = 1  # the last rank's loss is NaN at this step, so every rank must ski
 EMA_STEP = 2  # the teacher update after this step is checked against the formula
 CKPT_EVERY = 2
 # KoLeo off: its distributed gradient differs by design (the gathered neighbour is a constant).
-MODULE = dict(TINY_MODULE, gram_loss_weight=1.0, koleo_loss_weight=0.0)
+MODULE = dict(TINY_MODULE, gram=GramArgs(loss_weight=1.0), koleo=KoLeoArgs(loss_weight=0.0))
 
 
 def rank_rows(n_crops: int, rank: int, world: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch.distributed.device_mesh import init_device_mesh
 
 from ecg_dino.checkpoint import load_backbone
 from ecg_dino.consolidate import consolidate
+from ecg_dino.hparams import GramArgs, KoLeoArgs
 from ecg_dino.module import DinoPretrainModule
 from ecg_dino.parallel import close_process_group, shard_module
 
@@ -28,7 +29,7 @@ WORLD = 2
 
 def run_worker(out: Path, world: int, kind: str) -> None:
     """The worker script on ``world`` processes (Lightning launches the other ranks), or fail with its output."""
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}  # this checkout's code
     proc = subprocess.run(
         [sys.executable, str(WORKER), str(out), str(world), kind],
         cwd=REPO,
@@ -148,7 +149,7 @@ def test_bf16_and_activation_checkpointing_under_fsdp2(tmp_path: Path) -> None:
     dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
     try:
         mesh = init_device_mesh("cpu", (1,), mesh_dim_names=("data_parallel",))
-        kwargs = dict(TINY_MODULE, gram_loss_weight=1.0, koleo_loss_weight=0.0)
+        kwargs = dict(TINY_MODULE, gram=GramArgs(loss_weight=1.0), koleo=KoLeoArgs(loss_weight=0.0))
         reference, module = DinoPretrainModule(**kwargs).train(), DinoPretrainModule(**kwargs).train()
         module.student.backbone.set_grad_checkpointing(True)
         shard_module(module, mesh, "bf16-mixed")

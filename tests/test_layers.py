@@ -24,6 +24,7 @@ LAYERS = {
         "ecg_dino.distributed",
         "ecg_dino.signal",
         "ecg_dino.splits",
+        "ecg_dino.hparams",
     ),
     2: ("datamodules", "callbacks", "ecg_dino.model", "ecg_dino.loss"),
     3: (

@@ -8,6 +8,7 @@ import torch
 from conftest import TINY_MODULE, random_batch
 from torch.utils.data import DataLoader
 
+from ecg_dino.hparams import GramArgs
 from ecg_dino.module import DinoPretrainModule
 
 
@@ -17,7 +18,7 @@ def loader(n_batches: int = 4) -> DataLoader:
 
 
 def test_every_student_parameter_gets_a_gradient():
-    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0).train()
+    module = DinoPretrainModule(**TINY_MODULE, gram=GramArgs(loss_weight=1.0)).train()
     out = module.compute_losses(random_batch(), step=0, teacher_temp=0.04)
     assert set(out) >= {"loss", "dino_loss", "ibot_loss", "koleo_loss", "gram_loss", "diag/teacher_cls_std"}
     out["loss"].backward()
@@ -34,7 +35,7 @@ def test_teacher_starts_as_student_copy():
 
 
 def test_fit_logs_every_loss_and_moves_teacher(tmp_path: Path):
-    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0, gram_start_step=2, gram_refresh_every=2)
+    module = DinoPretrainModule(**TINY_MODULE, gram=GramArgs(loss_weight=1.0, start_step=2, refresh_every=2))
     teacher_before = [p.clone() for p in module.teacher.parameters()]
     trainer = L.Trainer(
         max_steps=4,
@@ -97,7 +98,7 @@ def test_bf16_fit_clips_gradients_with_the_fused_optimizer(algorithm: str):
 
 
 def test_teacher_reads_the_clean_view_when_the_batch_has_one():
-    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=1.0).train()
+    module = DinoPretrainModule(**TINY_MODULE, gram=GramArgs(loss_weight=1.0)).train()
     batch = random_batch()
     torch.manual_seed(0)
     plain = module.compute_losses(batch, step=0, teacher_temp=0.04)
@@ -127,7 +128,7 @@ def test_crop_counts_come_from_the_batch_and_are_checked():
 
 
 def test_gram_weight_is_zero_then_ramps_to_full():
-    module = DinoPretrainModule(**TINY_MODULE, gram_loss_weight=2.0, gram_start_step=2, gram_warmup_steps=3)
+    module = DinoPretrainModule(**TINY_MODULE, gram=GramArgs(loss_weight=2.0, start_step=2, warmup_steps=3))
     weights: list[float] = []
 
     class Record(L.Callback):

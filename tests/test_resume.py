@@ -1,6 +1,6 @@
 """Exact resume: a pretraining run killed with SIGKILL continues from its last checkpoint with the losses of an
-uninterrupted run (weights, optimizer, teachers, schedules, RNG and data position all restored); the same seed
-gives the same losses."""
+uninterrupted run (weights, optimizer, teachers, schedules, RNG and data position all restored), and so does a
+checkpoint written before the hyperparameters were grouped; the same seed gives the same losses."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from torch.utils.data import DataLoader
 
 from datamodules.synthetic import build_synthetic_dataset
 from ecg_dino.cli import ECGDinoCLI
+from ecg_dino.export import export_backbone
+from ecg_dino.hparams import FLAT_NAMES, GROUPS
 from ecg_dino.module import DinoPretrainModule
 
 CKPT_EVERY = 3
@@ -81,7 +83,7 @@ def test_killed_run_resumes_with_the_losses_of_an_uninterrupted_run(tmp_path: Pa
     kill = {"class_path": "kill_switch.SigkillAt", "init_args": {"step": KILL_AT}}
     ecg_dino = str(Path(sys.executable).parent / "ecg-dino")
     config_killed = str(write_config(tmp_path, shards, [kill]))
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}  # this checkout's code
     killed = subprocess.run(
         [ecg_dino, "fit", "--config", config_killed, "--trainer.logger.init_args.name=killed"],
         cwd=tmp_path,
@@ -104,6 +106,39 @@ def test_killed_run_resumes_with_the_losses_of_an_uninterrupted_run(tmp_path: Pa
     assert sorted(resumed) == list(range(CKPT_EVERY, MAX_STEPS))  # starts right after the checkpoint
     for step, loss in resumed.items():
         assert loss == pytest.approx(reference[step], rel=1e-5), step
+
+
+def flat_checkpoint(ckpt: Path, out: Path) -> Path:
+    """``ckpt`` with its hyperparameters as the code before the grouping wrote them (``num_prototypes``, ``lr``...)."""
+    state = torch.load(ckpt, weights_only=True)
+    hparams = state["hyper_parameters"]
+    flat = {name: hparams[group][field] for name, (group, field) in FLAT_NAMES.items()}
+    state["hyper_parameters"] = {k: v for k, v in hparams.items() if k not in GROUPS} | flat
+    torch.save(state, out)
+    return out
+
+
+def test_a_checkpoint_with_flat_hyperparameters_resumes_loads_and_exports(tmp_path: Path) -> None:
+    """``fit --ckpt_path`` of a pre-grouping checkpoint under the grouped config continues with the losses of the
+    uninterrupted run; ``load_from_checkpoint`` and ``export`` read it as they read the grouped one."""
+    shards = build_synthetic_dataset(tmp_path / "synthetic", num_records=12, records_per_patient=6)
+    config = str(write_config(tmp_path, shards, []))
+    ECGDinoCLI(args=["fit", "--config", config, "--trainer.logger.init_args.name=reference"])
+    checkpoints = tmp_path / "runs" / "reference" / "version_0" / "checkpoints"
+    grouped = checkpoints / f"epoch=0-step={CKPT_EVERY}.ckpt"
+    flat = flat_checkpoint(grouped, tmp_path / "flat.ckpt")
+    assert "num_prototypes" in torch.load(flat, weights_only=True)["hyper_parameters"]
+    ECGDinoCLI(args=["fit", "--config", config, "--trainer.logger.init_args.name=resumed", "--ckpt_path", str(flat)])
+
+    reference = logged_losses(tmp_path / "runs" / "reference" / "version_0")
+    resumed = logged_losses(tmp_path / "runs" / "resumed" / "version_0")
+    assert sorted(resumed) == list(range(CKPT_EVERY, MAX_STEPS))
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(reference[step], rel=1e-5), step
+    old, new = DinoPretrainModule.load_from_checkpoint(flat), DinoPretrainModule.load_from_checkpoint(grouped)
+    assert old.cfg == new.cfg and old.cfg.dino.num_prototypes == TINY_MODULE["dino"]["num_prototypes"]
+    assert all(torch.equal(v, new.state_dict()[k]) for k, v in old.state_dict().items())
+    assert export_backbone(flat, tmp_path / "old")["config"] == export_backbone(grouped, tmp_path / "new")["config"]
 
 
 class LossRecorder(L.Callback):

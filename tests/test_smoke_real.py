@@ -74,9 +74,8 @@ def test_pretraining_on_real_crops_learns_without_collapse(tmp_path: Path):
         noise_dir=str(SHARED_DATA / "nstdb"),
     )
     tiny = {**TINY_MODULE, "backbone": {**TINY_MODULE["backbone"], "layerscale_init": 0.1}}
-    module = DinoPretrainModule(
-        **{**tiny, "lr": 2e-3, "warmup_steps": 5, "teacher_temp_warmup_steps": 10, "momentum_start": 0.98}
-    )
+    optim, teacher = {"lr": 2e-3, "warmup_steps": 5}, {"temp_warmup_steps": 10, "momentum_start": 0.98}
+    module = DinoPretrainModule(**tiny | {"optim": optim, "teacher": teacher})
     recorder = LossRecorder()
     trainer = L.Trainer(
         max_steps=STEPS,

@@ -9,6 +9,7 @@ import torch
 from conftest import TINY_MODULE, random_batch
 from torch.utils.data import DataLoader
 
+from ecg_dino.hparams import GramArgs
 from ecg_dino.module import DinoPretrainModule
 
 
@@ -60,7 +61,7 @@ def _fit(module: DinoPretrainModule, root: Path, ckpt_path: str | None = None, m
 
 def _module() -> RecordingModule:
     backbone = TINY_MODULE["backbone"] | {"drop_path_rate": 0.5}
-    return RecordingModule(**(TINY_MODULE | {"backbone": backbone}), gram_loss_weight=1.0)
+    return RecordingModule(**(TINY_MODULE | {"backbone": backbone}), gram=GramArgs(loss_weight=1.0))
 
 
 def test_teachers_are_deterministic_and_in_eval_mode_during_fit(tmp_path: Path):
