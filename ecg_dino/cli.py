@@ -28,6 +28,7 @@ TOOLS = {
     "probe-cinc2017": "ecg_dino.commands.probe_cinc2017",
     "compare": "ecg_dino.commands.compare",
     "curves": "ecg_dino.commands.curves",
+    "show": "ecg_dino.commands.show",
 }
 
 

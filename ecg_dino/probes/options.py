@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from datamodules.noise import DEFAULT_NOISE_DIR, NOISE_TYPES
+from datamodules.noise import NOISE_TYPES, noise_folder
 from ecg_dino.features.backbone import BackboneSpec
 from ecg_dino.features.beats import BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE
@@ -62,10 +62,7 @@ class ProbeOptions:
 
     def noise_folder(self, data: Path) -> Path:
         """``nstdb``, else ``nstdb/`` beside the data folder, else ``datamodules.noise``'s default."""
-        if self.nstdb is not None:
-            return self.nstdb
-        sibling = Path(data).resolve().parent / "nstdb"
-        return sibling if sibling.is_dir() else Path(DEFAULT_NOISE_DIR)
+        return noise_folder(self.nstdb, data)
 
 
 @dataclass(frozen=True, kw_only=True)
