@@ -34,6 +34,15 @@ SYNTHETIC_SECONDS = 30 * 60
 DEFAULT_NOISE_DIR = "../shared/data/nstdb"
 
 
+def noise_folder(nstdb: str | Path | None, data: str | Path) -> Path:
+    """``nstdb``, else ``nstdb/`` beside the data folder, else ``DEFAULT_NOISE_DIR`` (the synthetic fallback
+    logs when that is missing too)."""
+    if nstdb is not None:
+        return Path(nstdb)
+    sibling = Path(data).resolve().parent / "nstdb"
+    return sibling if sibling.is_dir() else Path(DEFAULT_NOISE_DIR)
+
+
 def _check_split(split: str) -> None:
     if split not in ("train", "eval"):
         raise ValueError(f"split must be 'train' or 'eval', got {split!r}")

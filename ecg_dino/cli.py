@@ -37,6 +37,7 @@ TOOLS = {
     "probe-cinc2017": "ecg_dino.commands.probe_cinc2017",
     "compare": "ecg_dino.commands.compare",
     "curves": "ecg_dino.commands.curves",
+    "show": "ecg_dino.commands.show",
 }
 # Lightning's loggers of rank_zero_info (fabric and pytorch each point lightning_utilities at their own).
 RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")

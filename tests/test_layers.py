@@ -37,7 +37,7 @@ LAYERS = {
         "ecg_dino.export",
         "ecg_dino.features",
     ),
-    4: ("ecg_dino.probes",),
+    4: ("ecg_dino.probes", "ecg_dino.pictures"),
     5: ("ecg_dino.commands", "ecg_dino.cli", "ecg_dino.__main__"),
 }
 EXACT = {"ecg_dino"}  # matches itself only, not every module below it

@@ -119,6 +119,19 @@ class Attention(nn.Module):
         x = attention(q, k, qkv[2], attn_mask)
         return scale.linear(x.transpose(1, 2).reshape(B, N, D), self.proj)
 
+    def cls_weights(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor], attn_mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The class token's (token 0) softmax(q k^T / sqrt(hd)) row over every key, [B, H, N] fp32; masked keys 0."""
+        B, N, D = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(qkv[:2], *rope)  # [B, H, N, hd] each, fp32
+        with torch.autocast(x.device.type, enabled=False):
+            scores = (q[:, :, :1] * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)  # [B, H, 1, N]
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        return scores.softmax(-1)[:, :, 0]
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, layerscale_init: float, drop_path: float) -> None:
@@ -235,12 +248,17 @@ class ECGViT(nn.Module):
         valid_samples: torch.Tensor | None = None,
         ibot_mask: torch.Tensor | None = None,
         sample_rate_hz: float | None = None,
+        return_attention: bool = False,
     ) -> dict[str, torch.Tensor]:
         """signal [B, L, T] mV -> {cls [B, D], registers [B, R, D], patches [B, L, P, D], patch_mask [B, L, P]}.
 
         Rows are encoded in groups of equal lead width (up to their last present lead): a row's tokens never
         attend to padded leads anyway, so this gives the same outputs as padding every row to ``L`` leads
         without computing the padding. Patch tokens of absent leads are zero.
+
+        ``return_attention`` adds the last block's class-token attention, mean over heads (pictures, not training):
+        ``cls_attention`` [B, L, P] over the patches, renormalised to sum to 1 over the valid ones (0 elsewhere),
+        and ``cls_attention_patch_share`` [B], the part of the row on patches rather than class and registers.
         """
         B, L, T = signal.shape
         if lead_mask is None:
@@ -251,12 +269,13 @@ class ECGViT(nn.Module):
         width = (lead_mask * torch.arange(1, L + 1, device=signal.device)).amax(1).clamp_min(1)  # [B]
         widths = width.unique().tolist()
         if widths == [L]:
-            return self._encode(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
+            return self._encode(signal, lead_ids, lead_mask, valid_samples, ibot_mask, return_attention)
         groups = []
         for w in widths:
             rows = (width == w).nonzero().squeeze(1)
             part = (signal[rows, :w], lead_ids[rows, :w], lead_mask[rows, :w], valid_samples[rows])
-            groups.append((rows, w, self._encode(*part, None if ibot_mask is None else ibot_mask[rows, :w])))
+            group_mask = None if ibot_mask is None else ibot_mask[rows, :w]
+            groups.append((rows, w, self._encode(*part, group_mask, return_attention)))
         first = groups[0][2]
         P, D = first["patches"].shape[2:]
         out = {
@@ -265,11 +284,17 @@ class ECGViT(nn.Module):
             "patches": first["patches"].new_zeros(B, L, P, D),
             "patch_mask": lead_mask.new_zeros(B, L, P),
         }
+        if return_attention:
+            out["cls_attention"] = first["cls_attention"].new_zeros(B, L, P)
+            out["cls_attention_patch_share"] = first["cls_attention_patch_share"].new_empty(B)
         for rows, w, group in groups:
-            for key in ("cls", "registers"):
-                out[key] = out[key].index_copy(0, rows, group[key])
+            for key in ("cls", "registers", "cls_attention_patch_share"):
+                if key in out:
+                    out[key] = out[key].index_copy(0, rows, group[key])
             out["patches"] = out["patches"].index_put((rows,), F.pad(group["patches"], (0, 0, 0, 0, 0, L - w)))
             out["patch_mask"][rows, :w] = group["patch_mask"]
+            if return_attention:
+                out["cls_attention"][rows, :w] = group["cls_attention"]
         return out
 
     def _encode(
@@ -279,8 +304,9 @@ class ECGViT(nn.Module):
         lead_mask: torch.Tensor,
         valid_samples: torch.Tensor,
         ibot_mask: torch.Tensor | None,
+        return_attention: bool = False,
     ) -> dict[str, torch.Tensor]:
-        """The transformer over one group of rows: tokens, blocks, final norm."""
+        """The transformer over one group of rows: tokens, blocks, final norm (``forward_features``)."""
         B, L, _ = signal.shape
         patches, patch_mask = self.tokenizer(signal, lead_ids, lead_mask, valid_samples, ibot_mask)
         P = patches.shape[2]
@@ -300,18 +326,26 @@ class ECGViT(nn.Module):
         if not bool(patch_mask.all()):
             keep = torch.cat([patch_mask.new_ones(B, n_prefix), patch_mask.flatten(1)], dim=1)  # [B, N]
             attn_mask = keep[:, None, None, :]  # [B, 1, 1, N]
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
+            if return_attention and i == len(self.blocks) - 1:
+                weights = block.attn.cls_weights(block.norm1(x), rope, attn_mask).mean(1)  # [B, N]
             if self.grad_checkpointing and self.training:
                 x = checkpoint(block, x, rope, attn_mask, use_reentrant=False)
             else:
                 x = block(x, rope, attn_mask)
         x = self.norm(x)
-        return {
+        out = {
             "cls": x[:, 0],
             "registers": x[:, 1:n_prefix],
             "patches": x[:, n_prefix:].reshape(B, L, P, -1),
             "patch_mask": patch_mask,
         }
+        if return_attention:
+            on_patches = weights[:, n_prefix:].reshape(B, L, P) * patch_mask  # [B, L, P]
+            share = on_patches.sum((1, 2))  # [B]
+            out["cls_attention"] = on_patches / share.clamp_min(torch.finfo(share.dtype).tiny)[:, None, None]
+            out["cls_attention_patch_share"] = share
+        return out
 
     def forward(self, signal: torch.Tensor, lead_ids: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """The global embedding: the class token [B, D]."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from datamodules.noise import DEFAULT_NOISE_DIR, NOISE_TYPES
+from datamodules.noise import NOISE_TYPES, noise_folder
 from ecg_dino.checkpoint import trained_crop_seconds
 from ecg_dino.features.backbone import BackboneSpec, CheckpointOptions
 from ecg_dino.features.beats import FEATURE_KINDS, FEATURE_PARTS, BeatOptions
@@ -72,10 +72,7 @@ class ProbeOptions(CheckpointOptions):
 
     def noise_folder(self, data: Path) -> Path:
         """``nstdb``, else ``nstdb/`` beside the data folder, else ``datamodules.noise``'s default."""
-        if self.nstdb is not None:
-            return self.nstdb
-        sibling = Path(data).resolve().parent / "nstdb"
-        return sibling if sibling.is_dir() else Path(DEFAULT_NOISE_DIR)
+        return noise_folder(self.nstdb, data)
 
 
 @dataclass(frozen=True, kw_only=True)
