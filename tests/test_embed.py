@@ -184,3 +184,25 @@ def test_embed_cli_beats_without_annotations_uses_detected_r_peaks(tmp_path: Pat
     cols = read_table(out)
     assert 9 <= len(cols["sample"]) <= 13  # ~70 bpm for 10 s
     assert cols["features"].shape[1] == 4 * 32 and set(cols["aami_class"]) == {-1}
+
+
+def test_embed_cli_beats_in_context_read_the_trained_crop_length(tmp_path: Path) -> None:
+    """``--beat-features context`` reads the crop length from the checkpoint: an export without one is an error
+    naming the file; with one, every beat gets a 4·D feature from its most central crop."""
+    import neurokit2 as nk
+
+    from ecg_dino.checkpoint import backbone_state, export_safetensors, load_backbone
+
+    ecg = nk.ecg_simulate(duration=20, sampling_rate=360, heart_rate=70, random_state=0)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    write_shard([ECGRecord(ecg[None], 360.0, ("MLII",), "sim", "sim", "test")], shards / "a.parquet")
+    bare = tiny_safetensors(tmp_path / "tiny.safetensors")
+    args = ["--data", str(shards), "--out", str(tmp_path / "b.parquet"), "--beats", "--beat-features", "context"]
+    assert embed.main(["--ckpt", str(bare), *args, "--cache-dir", ""]) == 2
+    with_crop = tmp_path / "crop.safetensors"
+    export_safetensors(load_backbone(bare), backbone_state(bare)[0], with_crop, crop_seconds=4.0)
+    assert embed.main(["--ckpt", str(with_crop), *args, "--cache-dir", ""]) == 0
+    cols = read_table(tmp_path / "b.parquet")
+    assert 19 <= len(cols["sample"]) <= 27 and cols["features"].shape[1] == 4 * 32
+    assert np.isfinite(cols["features"]).all()

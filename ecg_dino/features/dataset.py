@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecg_dino.checkpoint import trained_crop_seconds
 from ecg_dino.features.backbone import BackboneSpec, CheckpointOptions
-from ecg_dino.features.beats import BeatOptions
+from ecg_dino.features.beats import FEATURE_KINDS, BeatOptions
 from ecg_dino.features.cache import DEFAULT_CACHE, EmbeddingCache, write_table
 from ecg_dino.features.context import beat_embedding_table
 from ecg_dino.features.records import EmbedOptions, embed_records
@@ -26,6 +27,8 @@ class DatasetEmbedding(CheckpointOptions):
     options: EmbedOptions = field(default_factory=EmbedOptions)
     beats: bool = False
     """per-beat embeddings (annotated beats, else R peaks from neurokit2) instead of per record"""
+    beat_features: str = field(default=BeatOptions.features, metadata={"choices": FEATURE_KINDS})
+    """with --beats: window (a 1.4 s window per beat) or context (sliding crops of the pretraining's crop length)"""
     cache_dir: Path | None = DEFAULT_CACHE
     """embedding cache ('' disables it)"""
 
@@ -37,7 +40,8 @@ def embed_dataset(job: DatasetEmbedding) -> int:
     source = open_source(job.data, job.source)
     cache = EmbeddingCache(job.cache_dir)
     if job.beats:
-        beat_options = BeatOptions(precision=job.options.precision)
+        crop = trained_crop_seconds(job.ckpt) if job.beat_features == "context" else None
+        beat_options = BeatOptions(precision=job.options.precision, features=job.beat_features, crop_seconds=crop)
         columns = cache.get_or_compute(
             spec.cache_key(),
             f"{source.key}:beats",
