@@ -21,10 +21,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.distributed.device_mesh import init_device_mesh
+from train_step import make_batch
 
 from callbacks.ema_teacher import local_tensor
 from ecg_dino.hparams import DinoArgs, HeadArgs, IBOTArgs
-from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.module import DinoPretrainModule
 from ecg_dino.parallel import shard_module
 
@@ -38,27 +38,6 @@ def tensor_bytes(tensors: list[torch.Tensor]) -> int:
 
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
-def make_batch(B: int, global_s: float = 5.0, local_s: float = 2.0, n_local: int = 4, rate: float = 250.0) -> dict:
-    """One rank's batch: 12-lead global crops and 3-lead local crops."""
-
-    def crops(n: int, leads: list[str], seconds: float) -> dict:
-        T = int(seconds * rate)
-        return {
-            "signal": torch.randn(n * B, len(leads), T),
-            "lead_ids": torch.tensor(lead_indices(leads)).expand(n * B, -1).contiguous(),
-            "lead_mask": torch.ones(n * B, len(leads), dtype=torch.bool),
-            "valid_samples": torch.full((n * B,), T),
-        }
-
-    return {
-        "global": crops(2, list(STANDARD_12), global_s),
-        "local": crops(n_local, ["I", "II", "V2"], local_s),
-        "sample_rate_hz": rate,
-        "n_global_crops": 2,
-        "n_local_crops": n_local,
-    }
 
 
 def measure(rank: int, world: int, init_file: str, args: argparse.Namespace, results: dict) -> None:
@@ -76,7 +55,8 @@ def measure(rank: int, world: int, init_file: str, args: argparse.Namespace, res
         if world > 1:
             shard_module(module, init_device_mesh("cpu", (world,), mesh_dim_names=("data_parallel",)), "32-true")
         optimizer = module.configure_optimizers()
-        module.compute_losses(make_batch(args.batch), step=0, teacher_temp=0.04)["loss"].backward()
+        batch = make_batch(args.batch, 5.0, 2.0, 4, 250.0, torch.device("cpu"))
+        module.compute_losses(batch, step=0, teacher_temp=0.04)["loss"].backward()
         optimizer.step()
         optimizer_state = [v for state in optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
         results[rank] = {

@@ -61,3 +61,27 @@ def tiny_backbone_file(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.safetensors"
     export_safetensors(model, config, path)
     return path
+
+
+def fit_with_callback(tmp_path: Path, callback, steps: int = 3):
+    """A ``steps``-step fit of the tiny module on random batches with ``callback``; its TensorBoard events."""
+    import lightning as L
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.data import DataLoader
+
+    from ecg_dino.module import DinoPretrainModule
+
+    trainer = L.Trainer(
+        max_steps=steps,
+        accelerator="cpu",
+        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    batches = DataLoader([random_batch(seed=i) for i in range(steps)], batch_size=None)
+    trainer.fit(DinoPretrainModule(**TINY_MODULE), train_dataloaders=batches)
+    events = EventAccumulator(str(next((tmp_path / "t").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    return events

@@ -5,15 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import lightning as L
 import numpy as np
-from conftest import SHARED_DATA, TINY_MODULE, needs_shared_data, random_batch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch.utils.data import DataLoader
+from conftest import SHARED_DATA, fit_with_callback, needs_shared_data
 
 from datamodules.readers.cinc2017 import CLASSES, read_reference
 from ecg_dino.leads import lead_indices
-from ecg_dino.module import DinoPretrainModule
 from ecg_dino.probes.online import (
     TRAIN_ONLY,
     OnlineProbe,
@@ -80,19 +76,7 @@ def test_mitbih_set_uses_ds1_beats_of_n_s_v_with_patient_folds():
 @needs_shared_data
 def test_curve_is_logged_from_step_zero_during_fit(tmp_path: Path):
     probe = OnlineProbe(every_n_steps=2, cinc2017=str(SHARED_DATA / "cinc2017"), max_records=24, crop_seconds=2.0)
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
-        callbacks=[probe],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    batches = DataLoader([random_batch(seed=i) for i in range(3)], batch_size=None)
-    trainer.fit(DinoPretrainModule(**TINY_MODULE), train_dataloaders=batches)
-    events = EventAccumulator(str(next((tmp_path / "t").rglob("events.out.tfevents.*")).parent))
-    events.Reload()
+    events = fit_with_callback(tmp_path, probe)
     curve = events.Scalars("online_probe/cinc2017/auroc")
     assert [e.step for e in curve] == [0, 2, 3]  # step 0 (random init), every 2 steps, and the last step
     assert all(0.0 <= e.value <= 1.0 for e in curve)

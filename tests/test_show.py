@@ -5,13 +5,10 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, TINY_MODULE, needs_shared_data, random_batch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from torch.utils.data import DataLoader
+from conftest import SHARED_DATA, fit_with_callback, needs_shared_data, random_batch
 
 from datamodules.record import ECGRecord
 from datamodules.shards import write_shard
@@ -20,7 +17,6 @@ from ecg_dino.commands import show as show_command
 from ecg_dino.leads import STANDARD_12, lead_indices
 from ecg_dino.model.rope import apply_rope
 from ecg_dino.model.vit import attention, build_vit
-from ecg_dino.module import DinoPretrainModule
 from ecg_dino.pictures.callback import FeaturePictures
 from ecg_dino.pictures.figure import draw, figure_size_px
 from ecg_dino.pictures.show import backbone_panels, reference_pca
@@ -167,19 +163,7 @@ def test_show_on_mitdb_with_noise_beside_random_init(tiny_backbone_file: Path, t
 
 def test_callback_logs_the_picture_from_step_zero(tmp_path: Path) -> None:
     pictures = FeaturePictures(every_n_steps=2)
-    trainer = L.Trainer(
-        max_steps=3,
-        accelerator="cpu",
-        logger=L.pytorch.loggers.TensorBoardLogger(tmp_path, name="t"),
-        callbacks=[pictures],
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    batches = DataLoader([random_batch(seed=i) for i in range(3)], batch_size=None)
-    trainer.fit(DinoPretrainModule(**TINY_MODULE), train_dataloaders=batches)
-    events = EventAccumulator(str(next((tmp_path / "t").rglob("events.out.tfevents.*")).parent))
-    events.Reload()
+    events = fit_with_callback(tmp_path, pictures)
     images = events.Images("pictures/features")
     assert [e.step for e in images] == [0, 2, 3]
     width, height = figure_size_px(6, 1, with_cosine=False, dpi=pictures.dpi)
