@@ -40,3 +40,17 @@ def test_a_run_without_online_probe_is_an_error(tmp_path: Path, capsys):
     writer.close()
     assert main([f"x={tmp_path / 'run'}", "--out", str(tmp_path / "out")]) == 2
     assert "no online_probe/<set>/auroc scalars" in capsys.readouterr().err
+
+
+def test_curves_at_equal_benchmarked_cost(tmp_path: Path, capsys):
+    """``--x step-time``: each run's steps times its benchmarked ms/step, so a run twice as fast per step meets
+    the other at twice the step; every run needs its figure."""
+    write_run(tmp_path / "fast", [0.70, 0.75, 0.80])
+    write_run(tmp_path / "slow", [0.70, 0.72, 0.74])
+    runs = [f"fast={tmp_path / 'fast'}", f"slow={tmp_path / 'slow'}", "--out", str(tmp_path / "out")]
+    assert main([*runs, "--x", "step-time", "--step-ms", "fast=850", "slow=1700"]) == 0
+    curves = json.loads((tmp_path / "out" / "online_probe_curves.json").read_text())
+    assert curves["fast"]["step_minutes"]["500"] == curves["slow"]["step_minutes"]["250"] == 500 * 850 / 60_000
+    assert "## step_minutes" in (tmp_path / "out" / "online_probe_curves.md").read_text()
+    assert main([*runs, "--x", "step-time", "--step-ms", "fast=850"]) == 2
+    assert "needs --step-ms NAME=MS for every run" in capsys.readouterr().err

@@ -3,7 +3,9 @@
 Writes ``online_probe_curves.png`` (one panel per probe set, one line per run, the step-0 value of each run as
 its random-init reference), ``online_probe_curves.md`` (every logged point) and ``online_probe_curves.json``.
 Each run also gets ``minutes``: the wall time from its first event to each logged online probe, so runs of
-different speeds can be compared at equal wall time (``x="minutes"`` plots against it).
+different speeds can be compared at equal wall time (``x="minutes"`` plots against it). Wall time also counts
+whatever else the machine ran; ``step_ms`` gives each run's benchmarked milliseconds per step instead, and
+``x="step-time"`` plots against step × that (``step_minutes``): equal cost, free of the machine's load.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 PREFIX, SUFFIX = "online_probe/", "/auroc"
 COST = "online_probe/cost_fraction"
 MINUTES = "minutes"
-NOT_SETS = ("cost_fraction", MINUTES)
+STEP_MINUTES = "step_minutes"
+NOT_SETS = ("cost_fraction", MINUTES, STEP_MINUTES)
+X_KEYS = {"step": None, "minutes": MINUTES, "step-time": STEP_MINUTES}
 
 
 def read_curves(run_dir: Path) -> dict[str, dict[int, float]]:
@@ -51,17 +55,19 @@ def markdown(runs: dict[str, dict[str, dict[int, float]]]) -> str:
         "# Online-probe curves",
         "",
         "Macro AUROC of the teacher at each logged step; step 0 is random init;",
-        "minutes: wall time from the run's first event.",
+        "minutes: wall time from the run's first event; step_minutes: step × the run's benchmarked ms/step.",
         "",
     ]
-    sets = [*sorted({s for curves in runs.values() for s in curves if s not in NOT_SETS}), MINUTES]
+    sets = sorted({s for curves in runs.values() for s in curves if s not in NOT_SETS})
+    sets += [key for key in (MINUTES, STEP_MINUTES) if any(key in curves for curves in runs.values())]
     for probe_set in sets:
         steps = sorted({step for curves in runs.values() for step in curves.get(probe_set, {})})
         lines += [f"## {probe_set}", "", "| run | " + " | ".join(map(str, steps)) + " |"]
         lines.append("|---" * (len(steps) + 1) + "|")
         for name, curves in runs.items():
             points = curves.get(probe_set, {})
-            cells = [f"{points[s]:.{1 if probe_set == MINUTES else 3}f}" if s in points else "–" for s in steps]
+            digits = 1 if probe_set in (MINUTES, STEP_MINUTES) else 3
+            cells = [f"{points[s]:.{digits}f}" if s in points else "–" for s in steps]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     costs = {name: c["cost_fraction"] for name, c in runs.items() if c.get("cost_fraction")}
@@ -74,7 +80,8 @@ def markdown(runs: dict[str, dict[str, dict[int, float]]]) -> str:
 
 
 def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path, x: str = "step") -> None:
-    """One panel per probe set, against the step or (``x="minutes"``) the wall time since each run's start."""
+    """One panel per probe set, against the step, the wall time since each run's start (``minutes``) or the
+    benchmarked training time (``step-time``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,10 +94,14 @@ def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path, x: str = "ste
             points = curves.get(probe_set)
             if not points:
                 continue
-            xs = [curves[MINUTES][step] for step in points] if x == MINUTES else list(points)
+            xs = [curves[X_KEYS[x]][step] for step in points] if X_KEYS[x] else list(points)
             line = ax.plot(xs, list(points.values()), marker="o", ms=3, label=name, color=f"C{i}")[0]
             ax.axhline(points[min(points)], ls=":", lw=1, color=line.get_color())  # the run's step-0 value
-        xlabel = "wall time since the run's start (minutes)" if x == MINUTES else "step"
+        xlabel = {
+            "step": "step",
+            "minutes": "wall time since the run's start (minutes)",
+            "step-time": "training time at the benchmarked ms/step (minutes)",
+        }[x]
         ax.set(title=probe_set, xlabel=xlabel, ylabel="macro AUROC (online probe)")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -103,26 +114,42 @@ def plot(runs: dict[str, dict[str, dict[int, float]]], path: Path, x: str = "ste
 @dataclass(frozen=True)
 class CurvesOptions:
     """The runs (``NAME=RUN_DIR``, a folder holding event files), the output folder and the plot's x axis
-    (``step`` or ``minutes``)."""
+    (``step``, ``minutes`` or ``step-time`` with ``step_ms``)."""
 
     runs: tuple[str, ...]
     """NAME=runs/<name>/version_<n> (a folder holding event files)"""
     out: Path
     """folder for the PNG, Markdown and JSON"""
-    x: Literal["step", "minutes"] = "step"
-    """plot against the step or the wall time (minutes)"""
+    x: Literal["step", "minutes", "step-time"] = "step"
+    """plot against the step, the wall time (minutes) or step × the benchmarked ms/step (step-time)"""
+    step_ms: tuple[str, ...] = ()
+    """NAME=MS: each run's benchmarked milliseconds per step (benchmarks/step_ablation.py), for --x step-time"""
+
+
+def pairs(items: tuple[str, ...], what: str) -> dict[str, str]:
+    """``NAME=VALUE`` strings as a dict; a clear error on a malformed one."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"expected NAME={what}, got {item!r}")
+        out[name] = value
+    return out
 
 
 def write_curves(opts: CurvesOptions) -> Path:
     """``online_probe_curves.png``/``.md``/``.json`` in ``opts.out``; returns the PNG."""
-    if opts.x not in ("step", MINUTES):
-        raise ValueError(f"x must be step or {MINUTES}, got {opts.x!r}")
-    runs = {}
-    for pair in opts.runs:
-        name, sep, folder = pair.partition("=")
-        if not sep or not name or not folder:
-            raise ValueError(f"expected NAME=RUN_DIR, got {pair!r}")
-        runs[name] = read_curves(Path(folder))
+    if opts.x not in X_KEYS:
+        raise ValueError(f"x must be one of {', '.join(X_KEYS)}, got {opts.x!r}")
+    runs = {name: read_curves(Path(folder)) for name, folder in pairs(opts.runs, "RUN_DIR").items()}
+    step_ms = {name: float(ms) for name, ms in pairs(opts.step_ms, "MS").items()}
+    for name, ms in step_ms.items():
+        if name not in runs:
+            raise ValueError(f"step_ms names {name!r}, which is not a run ({', '.join(runs)})")
+        steps = next(points for key, points in runs[name].items() if key not in NOT_SETS)
+        runs[name][STEP_MINUTES] = {step: step * ms / 60_000 for step in steps}
+    if opts.x == "step-time" and set(step_ms) != set(runs):
+        raise ValueError(f"--x step-time needs --step-ms NAME=MS for every run ({', '.join(runs)})")
     opts.out.mkdir(parents=True, exist_ok=True)
     (opts.out / "online_probe_curves.json").write_text(json.dumps(runs, indent=1))
     (opts.out / "online_probe_curves.md").write_text(markdown(runs))
