@@ -10,17 +10,39 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from datamodules.noise import NOISE_TYPES
+from datamodules.readers import SourceOptions
 from datamodules.record import BadRecordError
 from ecg_dino.checkpoint import CheckpointError
 from ecg_dino.features.cache import DEFAULT_CACHE
 from ecg_dino.probes.options import HEADS, RecordProbeOptions
 
 Options = TypeVar("Options")
+SOURCE_FLAGS = tuple(f.name for f in dataclasses.fields(SourceOptions))  # the dests of ``source_arguments``
 
 
 def optional_path(value: str) -> Path | None:
     """argparse type: a path, or None for the empty string (``--cache-dir ''`` disables the cache)."""
     return Path(value) if value else None
+
+
+def source_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``datamodules.readers.SourceOptions``: how the generic sources (wfdb, edf, numpy) read files."""
+    p.add_argument(
+        "--lead-map",
+        nargs="+",
+        default=[],
+        metavar="OLD=NEW",
+        help="wfdb/edf/numpy: lead names or EDF labels the vocabulary lacks, e.g. ECG1=MLII (case-insensitive)",
+    )
+    p.add_argument("--numpy-leads", help="numpy arrays without a sidecar JSON: lead names of the rows, e.g. I,II,V1")
+    p.add_argument("--numpy-sample-rate-hz", type=float, help="numpy arrays without a sidecar JSON: their rate")
+    p.add_argument("--numpy-units", choices=("mV", "uV", "V"), help="numpy arrays without a sidecar JSON (default mV)")
+
+
+def source_options(args: argparse.Namespace) -> SourceOptions:
+    """The ``SourceOptions`` of parsed ``source_arguments``."""
+    leads = None if args.numpy_leads is None else tuple(n.strip() for n in args.numpy_leads.split(",") if n.strip())
+    return SourceOptions(tuple(args.lead_map), leads, args.numpy_sample_rate_hz, args.numpy_units)
 
 
 def fail(prog: str, error: Exception) -> int:

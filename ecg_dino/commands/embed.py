@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ecg_dino.checkpoint import CheckpointError
-from ecg_dino.commands.arguments import fail, optional_path
+from ecg_dino.commands.arguments import fail, optional_path, source_arguments, source_options
 from ecg_dino.features.cache import DEFAULT_CACHE
 from ecg_dino.features.dataset import DatasetEmbedding, embed_dataset
 from ecg_dino.features.records import LONG_RULES, EmbedOptions
 from ecg_dino.features.sources import SOURCES
 
 PROG = "ecg-dino embed"
+QUARANTINE_SHOWN = 10  # quarantine reasons printed; the file holds them all
 
 
 def parse(argv: list[str] | None) -> DatasetEmbedding:
@@ -37,21 +39,30 @@ def parse(argv: list[str] | None) -> DatasetEmbedding:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--batch-size", type=int, default=EmbedOptions.batch_size)
     p.add_argument("--cache-dir", type=optional_path, default=DEFAULT_CACHE, help="embedding cache ('' disables)")
+    source_arguments(p)
     args = p.parse_args(argv)
-    options = EmbedOptions(
-        args.crop_seconds, args.long_rule, args.stride_fraction, args.patches, args.precision, args.batch_size
-    )
+    try:
+        options = EmbedOptions(
+            args.crop_seconds, args.long_rule, args.stride_fraction, args.patches, args.precision, args.batch_size
+        )
+        generic = source_options(args)
+    except ValueError as e:
+        p.error(str(e))
     return DatasetEmbedding(
-        args.ckpt, args.data, args.out, args.source, args.which, options, args.beats, args.cache_dir
+        args.ckpt, args.data, args.out, args.source, args.which, options, args.beats, args.cache_dir, generic
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse, embed, print the row count; 2 on an error naming the file."""
+    """Parse, embed, print the row count and the records skipped; 2 on an error naming the file."""
     job = parse(argv)
     try:
-        rows = embed_dataset(job)
+        summary = embed_dataset(job)
     except (CheckpointError, FileNotFoundError, ValueError) as e:
         return fail(PROG, e)
-    print(f"wrote {rows} embeddings to {job.out}")
+    print(f"wrote {summary.rows} embeddings to {job.out}")
+    if summary.quarantine_file is not None:
+        for _, _, reason in summary.quarantine[:QUARANTINE_SHOWN]:
+            print(f"{PROG}: quarantine: {reason}", file=sys.stderr)
+        print(f"{len(summary.quarantine)} quarantine row(s) in {summary.quarantine_file}", file=sys.stderr)
     return 0

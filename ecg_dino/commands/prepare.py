@@ -9,6 +9,7 @@ from pathlib import Path
 from datamodules.manifest import PrepareError
 from datamodules.prepare import PrepareOptions, run
 from datamodules.readers import READERS
+from ecg_dino.commands.arguments import SOURCE_FLAGS, source_arguments, source_options
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def parse_folds(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Every flag of ``ecg-dino prepare`` (one per ``PrepareOptions`` field)."""
+    """Every flag of ``ecg-dino prepare`` (one per ``PrepareOptions`` field, ``SourceOptions``' included)."""
     parser = argparse.ArgumentParser(
         prog="ecg-dino prepare",
         description="Convert a raw ECG dataset into Parquet shards at one sample rate (resumable).",
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--code15-mv-per-unit", type=float, default=1.0, help="code15: millivolts per stored unit (default 1)"
     )
+    source_arguments(parser)
     return parser
 
 
@@ -75,7 +77,8 @@ def parse(argv: list[str] | None) -> PrepareOptions:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return PrepareOptions(**vars(args))
+        fields = {k: v for k, v in vars(args).items() if k not in SOURCE_FLAGS}
+        return PrepareOptions(**fields, source_options=source_options(args))
     except ValueError as e:
         parser.error(str(e))
 
