@@ -1,39 +1,25 @@
 """One raw record -> shard records at the target rate, and one chunk of records -> one Parquet shard.
 
-Per record: resample once with ``resample_poly`` (``padtype="line"``, so a baseline offset makes no edge
-transient; the offline resampler, unlike ``ecg_dino.signal.resample``) -> cut into windows -> drop leads that are
-flat in a window. A bad record never stops a chunk: it becomes a quarantine row naming the file.
+Per record: resample once with ``ecg_dino.signal.resample`` (the resampler embedding uses too, so training and
+embedding see the same samples) -> cut into windows -> drop leads that are flat in a window. A bad record never
+stops a chunk: it becomes a quarantine row naming the file; a reader's notes on a kept record (channels it
+skipped) become rows too.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from datamodules.readers import Reader, RecordRef
 from datamodules.readers.base import take_window, window_bounds, window_id
 from datamodules.record import BadRecordError, ECGRecord, check_signal
 from datamodules.shards import write_shard
-
-
-def resample_ratio(rate_in_hz: float, rate_out_hz: float) -> tuple[int, int]:
-    """``(up, down)`` with ``rate_out = rate_in * up / down``, e.g. 360 -> 250 Hz is (25, 36)."""
-    ratio = Fraction(rate_out_hz).limit_denominator(1000) / Fraction(rate_in_hz).limit_denominator(1000)
-    return ratio.numerator, ratio.denominator
-
-
-def resample(signal: np.ndarray, up: int, down: int) -> np.ndarray:
-    """float32 [L, T] -> [L, ceil(T * up / down)] by polyphase filtering."""
-    if up == down:
-        return signal
-    out = resample_poly(signal.astype(np.float64), up, down, axis=1, padtype="line")
-    return out.astype(np.float32)
+from ecg_dino.signal import resample, resample_ratio
 
 
 def rescale_annotations(
@@ -60,7 +46,7 @@ def convert_record(
     Flatness is judged on the native samples each window covers, before the filter smears neighbours in.
     """
     up, down = resample_ratio(record.sample_rate_hz, sample_rate_hz)
-    signal = resample(record.signal, up, down)  # [L, T']
+    signal = resample(record.signal, record.sample_rate_hz, sample_rate_hz)  # [L, T']
     n_in, n_out = record.num_samples, signal.shape[1]
     resampled = replace(
         record,
@@ -121,6 +107,7 @@ def convert_chunk(reader: Reader, task: ChunkTask) -> dict[str, Any]:
             except Exception as e:  # one bad record must not stop the conversion of the rest
                 quarantine.append([ref.path, ref.record_id, reason_for(e, ref)])
                 continue
+            notes = [(record.record_id, note) for note in record.notes] + notes
             quarantine.extend([ref.path, record_id, reason] for record_id, reason in notes)
             yield from windows
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from datamodules.convert import ChunkTask, convert_chunk
 from datamodules.manifest import QUARANTINE, is_finished, load_manifest, save_manifest, write_quarantine
-from datamodules.readers import READERS, Reader, RecordRef, make_reader
+from datamodules.readers import READERS, Reader, RecordRef, SourceOptions, make_reader
 from ecg_dino.splits import CINC2017_SPLITS
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class PrepareOptions:
     """ptbxl: sampling folder"""
     code15_mv_per_unit: float = 1.0
     """code15: millivolts per stored unit"""
+    source_options: SourceOptions = field(default_factory=SourceOptions)
 
     def __post_init__(self) -> None:
         if self.folds is not None and self.source != "ptbxl":
@@ -93,6 +94,7 @@ class PrepareOptions:
             raise ValueError(f"--splits: choose from {', '.join(CINC2017_SPLITS)}, not {','.join(self.splits)}")
         if self.records_per_shard < 1 or self.row_group_size < 1:
             raise ValueError("--records-per-shard and --row-group-size must be positive")
+        self.source_options.reader_options(self.source)  # options the source does not read are an error
 
 
 def drop_duplicates(refs: list[RecordRef]) -> tuple[list[RecordRef], list[list[str]]]:
@@ -139,7 +141,7 @@ def reader_options(args: PrepareOptions) -> dict[str, Any]:
         options["mv_per_unit"] = args.code15_mv_per_unit
     if args.source == "cinc2017":
         options["splits"] = args.splits
-    return options
+    return options | args.source_options.reader_options(args.source)
 
 
 def run_settings(args: PrepareOptions, reader: Reader) -> dict[str, Any]:

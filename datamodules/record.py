@@ -20,6 +20,8 @@ class ECGRecord:
 
     ``labels`` holds dataset labels (e.g. PTB-XL ``scp_codes``, CinC ``dx`` SNOMED codes); ``annotations``
     holds beat annotations as ``{"sample": int array, "symbol": list[str]}`` when the source has them.
+    ``notes`` says what the reader left out of a kept record (an EDF file's non-ECG channels); ``prepare`` and
+    ``embed`` report each in their quarantine rows.
     """
 
     signal: np.ndarray
@@ -30,6 +32,7 @@ class ECGRecord:
     source: str
     labels: dict[str, Any] = field(default_factory=dict)
     annotations: dict[str, Any] | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.leads = canonical_leads(self.leads)

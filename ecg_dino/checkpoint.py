@@ -1,4 +1,5 @@
-"""Load a frozen backbone from a Lightning checkpoint, a consolidated checkpoint or a safetensors export.
+"""Load a frozen backbone from a Lightning checkpoint, a consolidated checkpoint, a safetensors export or a saved
+encoder folder (``config.json`` + ``model.safetensors``).
 
 Every path loads tensors only (``torch.load(weights_only=True)`` or safetensors): no pickle from files.
 """
@@ -20,10 +21,19 @@ from ecg_dino.model.vit import ECGViT, build_vit
 
 SAFETENSORS_CONFIG_KEY = "ecg_dino_backbone"
 SAFETENSORS_CROP_KEY = "ecg_dino_global_crop_seconds"
+# A saved encoder folder (``ECGEncoder.save_pretrained``, the Hugging Face layout): the config and the weights.
+PRETRAINED_CONFIG = "config.json"
+PRETRAINED_WEIGHTS = "model.safetensors"
 
 
 class CheckpointError(ValueError):
     """A file that is not a loadable ecg-dino backbone; the message names the file."""
+
+
+def weights_path(path: str | Path) -> Path:
+    """A saved encoder folder -> its ``model.safetensors``; any other path unchanged."""
+    path = Path(path)
+    return path / PRETRAINED_WEIGHTS if (path / PRETRAINED_CONFIG).is_file() else path
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -45,7 +55,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def checkpoint_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint file (cache keys, exports); a ``CheckpointError`` naming it when there is none."""
-    if not Path(path).is_file():
+    path = weights_path(path)
+    if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     return file_sha256(path)
 
@@ -54,7 +65,7 @@ def trained_crop_seconds(path: str | Path) -> float:
     """The global crop length a checkpoint was pretrained on, which its features are best read in: from an
     export's metadata, a checkpoint's data-module state, else the run's ``config.yaml`` beside ``checkpoints/``
     (checkpoints written before the state held it)."""
-    path = Path(path)
+    path = weights_path(path)
     if path.suffix == ".safetensors":
         with safe_open(str(path), framework="pt") as f:
             seconds = (f.metadata() or {}).get(SAFETENSORS_CROP_KEY)
@@ -75,7 +86,7 @@ def trained_crop_seconds(path: str | Path) -> float:
 
 def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(backbone config, backbone state dict) of ``which`` branch (teacher or student) of a checkpoint."""
-    path = Path(path)
+    path = weights_path(path)
     if path.suffix == ".safetensors":
         try:
             with safe_open(str(path), framework="pt") as f:
@@ -98,7 +109,11 @@ def backbone_state(path: str | Path, which: str = "teacher") -> tuple[dict[str, 
 
 def load_backbone(path: str | Path, which: str = "teacher") -> ECGViT:
     """The ``which`` backbone of a checkpoint, in eval mode, with every weight matched by name and shape."""
-    config, state = backbone_state(path, which)
+    return build_backbone(path, *backbone_state(path, which))
+
+
+def build_backbone(path: str | Path, config: dict[str, Any], state: dict[str, torch.Tensor]) -> ECGViT:
+    """The backbone of ``config`` holding ``state`` (read from ``path``, named in errors), in eval mode."""
     model = build_vit(**config)
     try:
         model.load_state_dict(state, strict=True)

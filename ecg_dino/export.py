@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from ecg_dino import __version__
 from ecg_dino.checkpoint import (
     CheckpointError,
     backbone_state,
@@ -22,6 +21,7 @@ from ecg_dino.checkpoint import (
     trained_crop_seconds,
 )
 from ecg_dino.leads import LEADS
+from ecg_dino.version import __version__
 
 
 def export_backbone(ckpt: Path, out: Path, which: str = "teacher") -> dict:

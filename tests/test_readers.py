@@ -28,6 +28,8 @@ def test_every_source_has_a_reader():
         "code15",
         "icentia11k",
         "wfdb",
+        "edf",
+        "numpy",
     }
     with pytest.raises(ValueError, match="unknown source"):
         make_reader("nope", ".")

@@ -14,9 +14,12 @@ from datamodules.readers.cinc2017 import CinC2017Reader
 from datamodules.readers.cinc2021 import CinC2021Reader
 from datamodules.readers.code15 import CODE15Reader
 from datamodules.readers.cpsc2021 import CPSC2021Reader
+from datamodules.readers.edf import EDFReader
+from datamodules.readers.generic import GENERIC_SOURCES, SourceOptions
 from datamodules.readers.heedb import HEEDBReader
 from datamodules.readers.icentia11k import Icentia11kReader
 from datamodules.readers.mitdb import MITDBReader
+from datamodules.readers.numpy_folder import NumpyFolderReader
 from datamodules.readers.ptbxl import PTBXLReader
 from datamodules.readers.wfdb_folder import WfdbFolderReader
 
@@ -32,6 +35,8 @@ READERS: dict[str, type[Reader]] = {
         CODE15Reader,
         Icentia11kReader,
         WfdbFolderReader,
+        EDFReader,
+        NumpyFolderReader,
     )
 }
 
@@ -43,4 +48,4 @@ def make_reader(source: str, root: str | Path, **options: Any) -> Reader:
     return READERS[source](root, **options)
 
 
-__all__ = ["READERS", "Reader", "RecordRef", "cut_windows", "make_reader"]
+__all__ = ["GENERIC_SOURCES", "READERS", "Reader", "RecordRef", "SourceOptions", "cut_windows", "make_reader"]

@@ -20,6 +20,8 @@ from datamodules.record import BadRecordError, ECGRecord
 
 # A window shorter than this at the end of a recording is dropped: too short to crop from.
 MIN_WINDOW_SECONDS = 1.0
+# Millivolts per physical unit, by the unit's lower-case name (WFDB headers, EDF dimensions, NumPy sidecars).
+MV_PER_UNIT = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,10 @@ class Reader(ABC):
         """How many shard records ``ref`` becomes (a chunking weight); 1 unless the source is windowed."""
         return 1
 
+    def key_files(self, ref: RecordRef) -> list[Path]:
+        """The files whose change changes the record (the embedding cache's fingerprint)."""
+        return [Path(ref.path)]
+
     def list_records(self) -> list[RecordRef]:
         """Refs kept by the ``records``/``exclude`` filters, sorted by file so chunking is deterministic."""
         if not self.root.is_dir():
@@ -103,6 +109,7 @@ def make_record(
     leads: Iterable[str],
     labels: dict[str, Any] | None = None,
     annotations: dict[str, Any] | None = None,
+    notes: Iterable[str] = (),
 ) -> ECGRecord:
     """The ``ECGRecord`` of ``ref``; a bad lead name becomes a ``BadRecordError`` naming the file."""
     try:
@@ -115,9 +122,20 @@ def make_record(
             source=source,
             labels={**ref.labels, **(labels or {})},
             annotations=annotations,
+            notes=tuple(notes),
         )
     except ValueError as e:  # UnknownLeadError, duplicate leads, shape mismatch
         raise BadRecordError(f"{ref.path}: {e}") from e
+
+
+def mv_per_unit(unit: str | None, where: str) -> float:
+    """Millivolts per ``unit`` (mV, uV/µV, V; WFDB's default, the millivolt, when empty); ``BadRecordError``
+    naming ``where`` for a unit that is not a voltage."""
+    if not unit:
+        return 1.0
+    if unit.strip().lower() not in MV_PER_UNIT:
+        raise BadRecordError(f"{where}: unit {unit!r} is not a voltage (mV, uV or V)")
+    return MV_PER_UNIT[unit.strip().lower()]
 
 
 def record_name(record_id: str) -> str:

@@ -16,14 +16,13 @@ from typing import Any, ClassVar
 import numpy as np
 import wfdb
 
-from datamodules.readers.base import Reader, RecordRef, make_record, num_windows
+from datamodules.readers.base import Reader, RecordRef, make_record, mv_per_unit, num_windows
 from datamodules.record import BadRecordError, ECGRecord
 from ecg_dino.leads import map_leads
 
 # Bytes per stored sample of the fixed-width WFDB signal formats (compressed formats are not size-checked).
 BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5}
 BYTES_PER_SAMPLE |= {"310": 4 / 3, "311": 4 / 3}
-MV_PER_UNIT = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
 
 
 @dataclass
@@ -59,7 +58,7 @@ def read_wfdb(header: Path, verify_checksums: bool = True) -> WfdbSignal:
     if verify_checksums:
         _check_checksums(header, r)
     physical = r.dac(expanded=False, return_res=64)  # [T, L] in the header's units
-    scale = np.array([_mv_per_unit(header, name, unit) for name, unit in zip(r.sig_name, r.units)])
+    scale = np.array([mv_per_unit(unit, f"{header}: lead {name}") for name, unit in zip(r.sig_name, r.units)])
     return WfdbSignal(
         signal=(physical * scale).T.astype(np.float32),
         sample_rate_hz=float(r.fs),
@@ -99,14 +98,6 @@ def _check_checksums(header: Path, r: wfdb.Record) -> None:
                 f"{header}: checksum mismatch for lead {name} (header {want}, samples give {got}): "
                 "header and signal file disagree"
             )
-
-
-def _mv_per_unit(header: Path, lead: str, unit: str | None) -> float:
-    if not unit:  # WFDB's default unit is the millivolt
-        return 1.0
-    if unit.lower() not in MV_PER_UNIT:
-        raise BadRecordError(f"{header}: lead {lead} is in {unit!r}, not a voltage")
-    return MV_PER_UNIT[unit.lower()]
 
 
 def read_annotations(header: Path, extension: str) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 
 Per-record arrays whose shapes differ between records are stored as raw bytes with their shape and dtype. Patch
 tokens [L, P, D] are kept in float16 (half the disk and memory; the probes' heads see no difference) and
-``patch_valid`` [L, P] marks the patches some crop covered.
+``patch_valid`` [L, P] marks the patches some crop covered. A table's ``quarantine`` (the ``[file, record_id,
+reason]`` rows of the records skipped or trimmed while embedding it) travels in the Parquet metadata.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ecg_dino.signal import RESAMPLER_VERSION
+
 DEFAULT_CACHE = Path.home() / ".cache" / "ecg-dino" / "embeddings"
 RAGGED_COLUMNS = {"patches": np.float16, "patch_valid": np.bool_}
 TABLE_FORMAT = 2  # part of the cache key: 1 stored float32 patches without patch_valid
+QUARANTINE = "quarantine"  # the columns' key of the quarantine rows, stored as metadata
 
 
 def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -41,6 +45,8 @@ def write_table(columns: dict[str, Any], path: Path) -> None:
     ``RAGGED_COLUMNS`` dtype with their shape."""
     arrays: dict[str, pa.Array] = {}
     for key, value in columns.items():
+        if key == QUARANTINE:
+            continue
         if key in RAGGED_COLUMNS:
             dtype = RAGGED_COLUMNS[key]
             arrays[key] = pa.array([np.ascontiguousarray(p, dtype=dtype).tobytes() for p in value], pa.binary())
@@ -52,7 +58,8 @@ def write_table(columns: dict[str, Any], path: Path) -> None:
             arrays[key] = pa.array(list(value) if isinstance(value, np.ndarray) and value.dtype == object else value)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    pq.write_table(pa.table(arrays), tmp)
+    metadata = {QUARANTINE: json.dumps(columns[QUARANTINE])} if columns.get(QUARANTINE) else None
+    pq.write_table(pa.table(arrays, metadata=metadata), tmp)
     tmp.replace(path)
 
 
@@ -71,11 +78,15 @@ def read_table(path: Path) -> dict[str, Any]:
             cols[key] = col.flatten().to_numpy().reshape(len(col), col.type.list_size)
         else:
             cols[key] = np.asarray(col.to_pylist(), dtype=object if pa.types.is_string(col.type) else None)
+    quarantine = (table.schema.metadata or {}).get(QUARANTINE.encode())
+    if quarantine is not None:
+        cols[QUARANTINE] = json.loads(quarantine)
     return cols
 
 
 class EmbeddingCache:
-    """Parquet files under ``root`` named by the hash of (backbone key, data key, options)."""
+    """Parquet files under ``root`` named by the hash of (backbone key, data key, options, table format,
+    resampler version)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
@@ -84,7 +95,13 @@ class EmbeddingCache:
         """The file of one (backbone, data, options dataclass) triple; None when caching is off."""
         if self.root is None:
             return None
-        key = {"backbone": backbone_key, "data": data_key, "options": asdict(options), "format": TABLE_FORMAT}
+        key = {
+            "backbone": backbone_key,
+            "data": data_key,
+            "options": asdict(options),
+            "format": TABLE_FORMAT,
+            "resampler": RESAMPLER_VERSION,
+        }
         blob = json.dumps(key, sort_keys=True)
         return self.root / f"{hashlib.sha256(blob.encode()).hexdigest()[:32]}.parquet"
 

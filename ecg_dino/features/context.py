@@ -81,6 +81,8 @@ def beat_embedding_table(backbone: ECGViT, records: Iterable[ECGRecord], options
     for record in records:
         beats = beat_table([record])
         parts.append((beats, embed_beat_features(backbone, record, beats.sample, options)))
+    if not parts:
+        return {"record_id": np.array([], dtype=object)}
     return {
         "record_id": np.concatenate([b.record_id for b, _ in parts]),
         "sample": np.concatenate([b.sample for b, _ in parts]),
