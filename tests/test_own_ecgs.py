@@ -14,7 +14,9 @@ from own_ecgs import write_edf_db, write_numpy_db, write_wfdb_db
 
 from datamodules.prepare import PrepareOptions
 from datamodules.readers import make_reader
+from datamodules.record import ECGRecord
 from datamodules.shards import MIN_STEP_MV, iter_records
+from ecg_dino import ECGEncoder
 from ecg_dino.commands import embed, prepare
 from ecg_dino.commands.arguments import parse
 from ecg_dino.features.cache import read_table
@@ -38,6 +40,13 @@ def run_embed(tmp_path: Path, data: Path, ckpt: Path, *extra: str) -> tuple[int,
     argv = ["--ckpt", str(ckpt), "--data", str(data), "--out", str(out), "--cache-dir", str(tmp_path / "cache")]
     code = embed.main([*argv, "--crop-seconds", "4", *extra])
     return code, read_table(out) if code == 0 else {}
+
+
+def assert_api_equals_embed(record: ECGRecord, ckpt: Path, cols: dict, row: int) -> None:
+    """``ECGEncoder.embed`` on the record read from the user's files gives ``ecg-dino embed``'s row (4 s crops)."""
+    out = ECGEncoder.from_pretrained(ckpt, crop_seconds=4).embed(record.signal, record.leads, record.sample_rate_hz)
+    np.testing.assert_allclose(out.cls, cols["cls"][row], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(out.mean, cols["mean"][row], atol=1e-6, rtol=0)
 
 
 def assert_stored(stored: np.ndarray, reference: np.ndarray, atol: float = 0.0) -> None:
@@ -79,6 +88,8 @@ def test_embed_names_the_record_and_the_unknown_lead(
     code, cols = run_embed(tmp_path, tmp_path / "raw", tiny_backbone_file, "--lead-map", "ch2=V1")
     assert code == 0 and list(cols["record_id"]) == ["wfdb/b"]
     assert not (tmp_path / "raw.quarantine.csv").exists()
+    reader = make_reader("wfdb", tmp_path / "raw", window_seconds=0, lead_map={"ch2": "V1"})
+    assert_api_equals_embed(reader.load(reader.list_records()[0]), tiny_backbone_file, cols, 0)
 
 
 def test_edf_channels_mapped_skipped_and_resampled(tmp_path: Path, tiny_backbone_file: Path) -> None:
@@ -102,6 +113,7 @@ def test_edf_channels_mapped_skipped_and_resampled(tmp_path: Path, tiny_backbone
     code, cols = run_embed(tmp_path, tmp_path / "raw", tiny_backbone_file)  # guessed from the .edf files
     assert code == 0 and list(cols["record_id"]) == ["edf/night"]
     assert len(pd.read_csv(tmp_path / "raw.quarantine.csv")) == 4
+    assert_api_equals_embed(record, tiny_backbone_file, cols, 0)
 
 
 def test_edf_labels_through_a_lead_map(tmp_path: Path) -> None:
@@ -126,6 +138,11 @@ def test_numpy_folder_checks_like_the_builtin_readers(tmp_path: Path, tiny_backb
 
     code, cols = run_embed(tmp_path, tmp_path / "raw", tiny_backbone_file)
     assert code == 0 and sorted(cols["record_id"]) == ["numpy/good12", "numpy/holter"]
+    reader = make_reader("numpy", tmp_path / "raw", window_seconds=0)
+    holter_ref = next(r for r in reader.list_records() if r.record_id == "numpy/holter")
+    assert_api_equals_embed(
+        reader.load(holter_ref), tiny_backbone_file, cols, list(cols["record_id"]).index("numpy/holter")
+    )
     listed = pd.read_csv(tmp_path / "raw.quarantine.csv")
     assert sorted(listed["record_id"]) == sorted(expected)
     again = read_table(next((tmp_path / "cache").glob("*.parquet")))  # the cache keeps the quarantine
