@@ -107,7 +107,10 @@ def test_probe_with_context_features_and_rr(tmp_path: Path, tiny_backbone_file: 
     argv += ["--cache-dir", str(tmp_path / "cache")]
     assert probe_mitbih.main(argv) == 0
     report = json.loads((out / "report.json").read_text())
-    assert set(report["models"]) == {"model", "random_init", "rr_baseline", "model+rr", "random_init+rr"}
+    fused = {"model+rr_fusion", "random_init+rr_fusion"}
+    assert set(report["models"]) == {"model", "random_init", "rr_baseline", "model+rr", "random_init+rr", *fused}
+    assert 0 <= report["models"]["model+rr_fusion"]["fusion_weight"] <= 1
+    assert "vs_rr_baseline" in report["models"]["model+rr_fusion"]["test"]
     both = report["models"]["model+rr"]["test"]
     assert both["n_beats"] == report["models"]["rr_baseline"]["test"]["n_beats"]
     lo, hi = both["vs_rr_baseline"]["ci95"]

@@ -18,6 +18,7 @@ from datamodules.readers import make_reader
 from datamodules.record import BadRecordError, ECGRecord
 from ecg_dino.features.beats import AAMI_CLASSES, Beats, beat_table
 from ecg_dino.probes.calibration import calibration_summary, reliability_curve, softmax
+from ecg_dino.probes.fusion import FusedHead
 from ecg_dino.probes.linear import LinearProbe, balanced_class_weights, fit_probe
 from ecg_dino.probes.metrics import (
     between_group_share,
@@ -241,6 +242,23 @@ def run_beat_probe(
     head, val_scores = fit_probe(
         x1[train], beats1.label[train], x1[val], beats1.label[val], multilabel=False, class_weights=weights
     )
+    report = beat_head_report(head, x1, beats1, x2, beats2, in_val, seed, n_boot)
+    report |= {"val_macro_auroc": {f"{k:g}": v for k, v in val_scores.items()}}
+    return report | {"class_weights": dict(zip(AAMI_CLASSES, weights.tolist()))}, head
+
+
+def beat_head_report(
+    head: LinearProbe | FusedHead,
+    x1: np.ndarray,
+    beats1: Beats,
+    x2: np.ndarray,
+    beats2: Beats,
+    in_val: np.ndarray,
+    seed: int,
+    n_boot: int,
+) -> dict[str, Any]:
+    """A fitted head's DS2 metrics, calibration (T fitted on the ``in_val`` beats) and patient share."""
+    val = np.flatnonzero(in_val)
     prob = head.scores(x2)
     calibration = calibration_summary(
         head.logits(x1[val]), beats1.label[val], head.logits(x2), beats2.label, multilabel=False
@@ -252,13 +270,11 @@ def run_beat_probe(
         # How much the features say which patient a beat is from rather than what beat it is.
         "patient_share_of_variance": between_group_share(x2[normal], beats2.patient_id[normal]),
         "l2": head.l2,
-        "val_macro_auroc": {f"{k:g}": v for k, v in val_scores.items()},
-        "class_weights": dict(zip(AAMI_CLASSES, weights.tolist())),
-        "n_train": len(train),
+        "n_train": int((~in_val).sum()),
         "n_val": len(val),
         "calibration": calibration,
         "reliability": {
             "before": reliability_curve(prob, beats2.label, False),
             "after": reliability_curve(scaled, beats2.label, False),
         },
-    }, head
+    }

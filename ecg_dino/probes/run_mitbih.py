@@ -16,6 +16,7 @@ from ecg_dino.features.cache import EmbeddingCache
 from ecg_dino.leads import parse_lead_map
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.embedding import BeatFeatures, beat_featurizer, feature_part
+from ecg_dino.probes.fusion import fuse_heads
 from ecg_dino.probes.linear import LinearProbe
 from ecg_dino.probes.options import MITBIHProbeOptions
 from ecg_dino.probes.report import write_report
@@ -28,6 +29,9 @@ PAIRED = (
     ("model+rr", "rr_baseline"),
     ("random_init+rr", "rr_baseline"),
     ("model+rr", "random_init+rr"),
+    ("model+rr_fusion", "rr_baseline"),
+    ("random_init+rr_fusion", "rr_baseline"),
+    ("model+rr_fusion", "random_init+rr_fusion"),
 )
 
 
@@ -48,6 +52,7 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
     noise_dir = opts.noise_folder(opts.mitdb)
     cache = EmbeddingCache(opts.cache_dir)
     rr = rr_features(split.beats, {r.record_id: r.sample_rate_hz for r in split.records})
+    rr_report, rr_head = mitbih.run_beat_probe(rr[train], beats1, rr[test], beats2, in_val, opts.seed, opts.n_boot)
     models: dict[str, Any] = {}
     timings: dict[str, dict[str, float]] = {}
     probs: dict[str, np.ndarray] = {}
@@ -62,16 +67,18 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
         models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, in_val, opts.seed, opts.n_boot)
         probs[name] = head.scores(x2)
         if opts.with_rr:
+            x1_rr, x2_rr = np.hstack([x1, rr[train]]), np.hstack([x2, rr[test]])
             models[f"{name}+rr"], head_rr = mitbih.run_beat_probe(
-                np.hstack([x1, rr[train]]), beats1, np.hstack([x2, rr[test]]), beats2, in_val, opts.seed, opts.n_boot
+                x1_rr, beats1, x2_rr, beats2, in_val, opts.seed, opts.n_boot
             )
-            probs[f"{name}+rr"] = head_rr.scores(np.hstack([x2, rr[test]]))
+            probs[f"{name}+rr"] = head_rr.scores(x2_rr)
+            fused, val_scores = fuse_heads(head, rr_head, x1_rr[in_val], beats1.label[in_val])
+            report = mitbih.beat_head_report(fused, x1_rr, beats1, x2_rr, beats2, in_val, opts.seed, opts.n_boot)
+            models[f"{name}+rr_fusion"] = report | {"fusion_weight": fused.weight, "val_macro_auroc": val_scores}
+            probs[f"{name}+rr_fusion"] = fused.scores(x2_rr)
         if opts.robustness and opts.test_dir is None:
             models[name].update(nstdb_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, opts))
-    models["rr_baseline"], rr_head = mitbih.run_beat_probe(
-        rr[train], beats1, rr[test], beats2, in_val, opts.seed, opts.n_boot
-    )
-    probs["rr_baseline"] = rr_head.scores(rr[test])
+    models["rr_baseline"], probs["rr_baseline"] = rr_report, rr_head.scores(rr[test])
     if opts.n_boot:
         for name, baseline in PAIRED:
             if name in probs and baseline in probs:
