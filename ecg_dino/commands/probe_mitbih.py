@@ -1,4 +1,4 @@
-"""``ecg-dino probe-mitbih``: AAMI beat probe (DS1 -> DS2, or intra-patient) with baselines and robustness."""
+"""``ecg-dino probe-mitbih``: AAMI beat probe (DS1 -> DS2, intra-patient, or another database) with baselines."""
 
 from __future__ import annotations
 
