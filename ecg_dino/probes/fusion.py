@@ -11,16 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import log_softmax
 
 from ecg_dino.probes.calibration import softmax
 from ecg_dino.probes.linear import LinearProbe, validation_score
 
 WEIGHTS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 @dataclass
@@ -37,8 +33,8 @@ class FusedHead:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         d = len(self.embedding.mean)
-        mixed = self.weight * log_softmax(self.embedding.logits(x[:, :d]))
-        return mixed + (1 - self.weight) * log_softmax(self.rr.logits(x[:, d:]))
+        mixed = self.weight * log_softmax(self.embedding.logits(x[:, :d]), axis=1)
+        return mixed + (1 - self.weight) * log_softmax(self.rr.logits(x[:, d:]), axis=1)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return softmax(self.logits(x))
