@@ -133,14 +133,17 @@ def test_end_to_end_probe_on_a_tiny_random_backbone(tmp_path: Path, tiny_backbon
     assert 0 < report["models"]["model"]["patient_share_of_variance"] < 1
     assert "within-patient auroc V" in (out / "report.md").read_text()
     assert report["settings"]["paradigm"] == "inter-patient"
+    assert report["settings"]["beat normalisation"].startswith("each beat minus its record's median")
 
     # Intra-patient on the two DS2 records: reuses their cached embeddings; half of each record's beats test.
     intra = tmp_path / "intra"
     common = ["--ckpt", str(tiny_backbone_file), "--mitdb", str(MITDB), "--cache-dir", str(tmp_path / "cache")]
     argv = [*common, "--out", str(intra), "--ds2", "100", "213", "--paradigm", "intra", "--no-robustness"]
+    argv += ["--beat-norm", "none"]
     assert probe_mitbih.main([*argv, "--n-boot", "20"]) == 0
     report = json.loads((intra / "report.json").read_text())
     assert report["settings"]["paradigm"] == "intra-patient"
+    assert report["settings"]["beat normalisation"] == "none (raw features)"
     n_test = sum(report["data"]["test beats"].values())
     assert n_test == report["models"]["model"]["test"]["n_beats"]
     assert abs(n_test - sum(report["data"]["training beats"].values())) <= 2  # one per record at most
@@ -221,3 +224,43 @@ def test_feature_parts_split_the_class_token_from_the_patch_tokens() -> None:
         beat_features.feature_columns(x, "mean")
     patches = feature_part(lambda records, beats, condition: x, "patches")
     np.testing.assert_array_equal(patches([], None, None), x[:, dim:])
+
+
+def _records_with_beats(n_beats: dict[str, int], symbol: str = "N") -> list[ECGRecord]:
+    """Records whose beats are annotated every 100 samples (one V in every ten)."""
+    out = []
+    for name, n in n_beats.items():
+        symbols = ["V" if i % 10 == 3 else symbol for i in range(n)]
+        ann = {"sample": (np.arange(n) * 100 + 50).tolist(), "symbol": symbols}
+        out.append(ECGRecord(np.zeros((1, n * 100 + 100)), 360.0, ("MLII",), name, name, "t", annotations=ann))
+    return out
+
+
+def _position_features(records: list[ECGRecord], beats: beat_features.Beats, condition: None) -> np.ndarray:
+    """A stand-in for beat embeddings: the record's offset, then the beat's position, in ``beats`` order."""
+    offset = {r.record_id: 10.0 * (i + 1) for i, r in enumerate(records)}
+    return np.stack([[offset[r] for r in beats.record_id], beats.sample / 100.0], axis=1)
+
+
+def test_record_centring_subtracts_each_records_median_beat_without_labels() -> None:
+    """Each record's usual beat (median of evenly spaced reference beats) is subtracted; a class-stratified
+    subsample gets the same reference as the whole record, and the labels change nothing."""
+    from ecg_dino.probes.embedding import record_centred, reference_table
+
+    records = _records_with_beats({"a": 41, "b": 500})
+    reference = reference_table(records, 128)
+    assert (reference.record_id == "a").sum() == 41 and (reference.record_id == "b").sum() == 128
+    b_positions = np.sort(reference.sample[reference.record_id == "b"])
+    assert b_positions[0] == 50 and b_positions[-1] == 499 * 100 + 50  # first to last beat, evenly spaced
+    assert np.ptp(np.diff(b_positions)) <= 100
+
+    centred = record_centred(_position_features, 128)
+    beats = beat_features.beat_table(records)
+    x = centred(records, beats, None)
+    in_a = beats.record_id == "a"
+    np.testing.assert_allclose(x[:, 0], 0.0)  # the record offset is gone
+    np.testing.assert_allclose(x[in_a, 1], beats.sample[in_a] / 100 - 20.5)  # minus record a's median position
+    sub = mitbih.stratified_subsample(beats.label, 5, seed=0)
+    np.testing.assert_allclose(centred(records, beats.take(sub), None), x[sub])
+    relabelled = _records_with_beats({"a": 41, "b": 500}, symbol="A")
+    np.testing.assert_allclose(centred(relabelled, beat_features.beat_table(relabelled), None), x)

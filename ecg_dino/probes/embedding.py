@@ -15,7 +15,7 @@ import numpy as np
 
 from datamodules.record import ECGRecord
 from ecg_dino.features.backbone import BackboneSpec
-from ecg_dino.features.beats import BeatOptions, Beats, feature_columns
+from ecg_dino.features.beats import BeatOptions, Beats, beat_table, feature_columns
 from ecg_dino.features.cache import EmbeddingCache
 from ecg_dino.features.context import embed_beat_features
 from ecg_dino.features.records import EmbedOptions, embed_records
@@ -150,3 +150,35 @@ def beat_featurizer(
 def feature_part(feats: BeatFeatures, part: str) -> BeatFeatures:
     """``feats`` restricted to one part of the beat embedding (``features.beats.feature_columns``)."""
     return lambda records, beats, condition: feature_columns(feats(records, beats, condition), part)
+
+
+REFERENCE_BEATS = 128
+
+
+def record_centred(feats: BeatFeatures, reference_beats: int = REFERENCE_BEATS) -> BeatFeatures:
+    """``feats`` minus, per record, the median feature of up to ``reference_beats`` of its beats, evenly spaced in
+    time and embedded under the same condition. The head then reads how a beat differs from this patient's usual
+    beat, as de Chazal's RR features read an interval against the record's mean; no label is used, and a class-
+    stratified subsample is centred on the same reference as the whole record."""
+
+    def centred(records: list[ECGRecord], beats: Beats, condition: Condition | None) -> np.ndarray:
+        x = feats(records, beats, condition)
+        reference = reference_table(records, reference_beats)
+        ref = feats(records, reference, condition)
+        usual = np.zeros_like(x)
+        for record_id in np.unique(beats.record_id):
+            usual[beats.record_id == record_id] = np.median(ref[reference.record_id == record_id], axis=0)
+        return x - usual
+
+    return centred
+
+
+def reference_table(records: list[ECGRecord], per_record: int) -> Beats:
+    """Up to ``per_record`` beats of each record, evenly spaced over its beats in time, whatever their class."""
+    beats = beat_table(records)
+    keep = []
+    for record_id in dict.fromkeys(beats.record_id):
+        idx = np.flatnonzero(beats.record_id == record_id)
+        idx = idx[np.argsort(beats.sample[idx], kind="stable")]
+        keep.append(idx[np.unique(np.linspace(0, len(idx) - 1, min(per_record, len(idx))).round().astype(int))])
+    return beats.take(np.sort(np.concatenate(keep)))

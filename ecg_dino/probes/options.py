@@ -168,6 +168,9 @@ class MITBIHProbeOptions(ProbeOptions):
     """beats (window) or crops (context) per embedding batch"""
     part: str = field(default="all", metadata={"choices": FEATURE_PARTS})
     """part of the beat embedding the heads read: class token, R-patch tokens, or both"""
+    beat_norm: Literal["record", "none"] = "record"
+    """record: each beat's features minus its record's median beat feature (128 beats evenly spaced in time, no
+    labels), as RR features are read against the record's mean RR; none: the raw features"""
     with_rr: bool = False
     """also fit each head on the embedding beside the RR-interval features (and report RR alone)"""
     test_dir: Path | None = None

@@ -15,7 +15,7 @@ from ecg_dino.features.beats import BeatOptions, Beats, beat_table, dropped_symb
 from ecg_dino.features.cache import EmbeddingCache
 from ecg_dino.leads import parse_lead_map
 from ecg_dino.probes import mitbih
-from ecg_dino.probes.embedding import BeatFeatures, beat_featurizer, feature_part
+from ecg_dino.probes.embedding import REFERENCE_BEATS, BeatFeatures, beat_featurizer, feature_part, record_centred
 from ecg_dino.probes.fusion import fuse_heads
 from ecg_dino.probes.linear import LinearProbe
 from ecg_dino.probes.options import MITBIHProbeOptions
@@ -58,10 +58,8 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
     probs: dict[str, np.ndarray] = {}
     for name, spec in opts.backbone_specs().items():
         timings[name] = {}
-        feats = feature_part(
-            beat_featurizer(spec, functools.cache(spec.load), options, cache, noise_dir, opts.seed, timings[name]),
-            opts.part,
-        )
+        feats = beat_featurizer(spec, functools.cache(spec.load), options, cache, noise_dir, opts.seed, timings[name])
+        feats = feature_part(record_centred(feats) if opts.beat_norm == "record" else feats, opts.part)
         x = feats(split.records, split.beats, None)
         x1, x2 = x[train], x[test]
         models[name], head = mitbih.run_beat_probe(x1, beats1, x2, beats2, in_val, opts.seed, opts.n_boot)
@@ -91,6 +89,7 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
         "models": models,
         "settings": {
             "beat embedding": beat_embedding_text(options),
+            "beat normalisation": BEAT_NORM_TEXT[opts.beat_norm],
             "part": opts.part,
             "with RR features": opts.with_rr,
             "precision": opts.precision,
@@ -167,6 +166,13 @@ def nstdb_robustness(
                 nstdb[f"em_{snr_db}dB"] = evaluate(x[keep], beats.take(keep), None)
         out["nstdb_records"] = nstdb
     return out
+
+
+BEAT_NORM_TEXT = {
+    "record": f"each beat minus its record's median beat feature ({REFERENCE_BEATS} beats evenly spaced in time, "
+    "same condition, no labels)",
+    "none": "none (raw features)",
+}
 
 
 def beat_embedding_text(options: BeatOptions) -> str:
