@@ -264,3 +264,20 @@ def test_record_centring_subtracts_each_records_median_beat_without_labels() -> 
     np.testing.assert_allclose(centred(records, beats.take(sub), None), x[sub])
     relabelled = _records_with_beats({"a": 41, "b": 500}, symbol="A")
     np.testing.assert_allclose(centred(relabelled, beat_features.beat_table(relabelled), None), x)
+
+
+def test_record_centring_embeds_the_reference_beats_only_when_they_are_not_given() -> None:
+    from ecg_dino.probes.embedding import record_centred
+
+    calls: list[int] = []
+
+    def counting(records: list[ECGRecord], beats: beat_features.Beats, condition: None) -> np.ndarray:
+        calls.append(len(beats))
+        return _position_features(records, beats, condition)
+
+    records = _records_with_beats({"a": 41, "b": 500})
+    beats = beat_features.beat_table(records)
+    record_centred(counting, 128)(records, beats, None)
+    assert calls == [541]  # the reference beats are among the record's beats
+    record_centred(counting, 128)(records, beats.take(np.arange(0, 541, 7)), None)
+    assert calls[1:] == [78, 41 + 128]  # a subsample: the reference is embedded under the same condition

@@ -164,7 +164,10 @@ def record_centred(feats: BeatFeatures, reference_beats: int = REFERENCE_BEATS) 
     def centred(records: list[ECGRecord], beats: Beats, condition: Condition | None) -> np.ndarray:
         x = feats(records, beats, condition)
         reference = reference_table(records, reference_beats)
-        ref = feats(records, reference, condition)
+        position = {key: i for i, key in enumerate(zip(beats.record_id, beats.sample))}
+        among = [position.get(key) for key in zip(reference.record_id, reference.sample)]
+        # The whole record's beats (the usual call) hold the reference beats: no second embedding.
+        ref = x[among] if None not in among else feats(records, reference, condition)
         usual = np.zeros_like(x)
         for record_id in np.unique(beats.record_id):
             usual[beats.record_id == record_id] = np.median(ref[reference.record_id == record_id], axis=0)
