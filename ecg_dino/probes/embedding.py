@@ -168,10 +168,9 @@ def record_centred(feats: BeatFeatures, reference_beats: int = REFERENCE_BEATS) 
         among = [position.get(key) for key in zip(reference.record_id, reference.sample)]
         # The whole record's beats (the usual call) hold the reference beats: no second embedding.
         ref = x[among] if None not in among else feats(records, reference, condition)
-        usual = np.zeros_like(x)
-        for record_id in np.unique(beats.record_id):
-            usual[beats.record_id == record_id] = np.median(ref[reference.record_id == record_id], axis=0)
-        return x - usual
+        ids, row = np.unique(beats.record_id, return_inverse=True)
+        usual = np.stack([np.median(ref[reference.record_id == record_id], axis=0) for record_id in ids])
+        return x - usual[row]
 
     return centred
 
