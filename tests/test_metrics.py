@@ -199,3 +199,18 @@ def test_class_weighted_probe_picks_l2_on_validation() -> None:
     probe, scores = fit_probe(x[:600], y[:600], x[600:], y[600:], multilabel=False, class_weights=weights)
     assert scores[probe.l2] == max(scores.values()) > 0.9
     assert probe.scores(x[600:]).sum(1) == pytest.approx(np.ones(300), abs=1e-5)
+
+
+def test_probe_warns_when_the_chosen_l2_is_at_an_end_of_the_grid(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(9)
+    y = rng.choice(2, 400)
+    x = rng.normal(size=(400, 4)) + y[:, None]
+    weights = np.ones(2)
+    with caplog.at_level("WARNING", logger="ecg_dino.probes.linear"):
+        fit_probe(x[:300], y[:300], x[300:], y[300:], multilabel=False, class_weights=weights, grid=(1.0,))
+    assert not caplog.records  # one value is no grid to be at the end of
+    with caplog.at_level("WARNING", logger="ecg_dino.probes.linear"):
+        probe, _ = fit_probe(
+            x[:300], y[:300], x[300:], y[300:], multilabel=False, class_weights=weights, grid=(1.0, 0.1)
+        )
+    assert f"chosen L2 penalty {probe.l2:g} is at an end" in caplog.text

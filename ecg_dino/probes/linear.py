@@ -7,6 +7,7 @@ heads minimise the class-weighted mean cross-entropy + (λ/2)·‖W‖². The bi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,11 @@ import torch.nn.functional as F
 
 from ecg_dino.probes.metrics import per_label_auroc
 
-L2_GRID = (10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4)  # strongest first: ties keep the stronger penalty
+log = logging.getLogger(__name__)
+
+# Ten decades, strongest first (ties keep the stronger penalty), as wide as scikit-learn's LogisticRegressionCV
+# default. The six decades 10 ... 1e-4 used before had the choice at an end in most reports (issue 14).
+L2_GRID = (1e3, 1e2, 10.0, 1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
 @dataclass
@@ -148,4 +153,6 @@ def fit_probe(
         scores[l2] = validation_score(probe.scores(x_val), y_val, multilabel)
         if best is None or scores[l2] > scores[best.l2]:
             best = probe
+    if best.l2 in (grid[0], grid[-1]) and len(grid) > 1:
+        log.warning("linear probe: the chosen L2 penalty %g is at an end of the grid %s", best.l2, grid)
     return best, scores
