@@ -153,6 +153,6 @@ def fit_probe(
         scores[l2] = validation_score(probe.scores(x_val), y_val, multilabel)
         if best is None or scores[l2] > scores[best.l2]:
             best = probe
-    if best.l2 in (grid[0], grid[-1]) and len(grid) > 1:
+    if len(grid) > 1 and best.l2 in (grid[0], grid[-1]):
         log.warning("linear probe: the chosen L2 penalty %g is at an end of the grid %s", best.l2, grid)
     return best, scores

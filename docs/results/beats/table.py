@@ -14,6 +14,16 @@ from pathlib import Path
 from typing import Any
 
 
+def paired(d: dict[str, Any]) -> str:
+    """A paired difference with its CI: +0.014 [+0.005, +0.025]."""
+    return f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+
+
+def report(folder: Path, stem: str) -> Path | None:
+    """<stem>/report.json as the probe writes it, or <stem>_report.json as docs/results keeps it."""
+    return next((p for p in (folder / stem / "report.json", folder / f"{stem}_report.json") if p.exists()), None)
+
+
 def row(kind: str, norm: str, name: str, m: dict[str, Any]) -> str:
     """One Markdown row: AUROC [CI], F1, jκ, accuracy, Se / +P per class, within-patient, patient share, paired Δ."""
     t, pc = m["test"], m["test"]["per_class"]
@@ -21,10 +31,7 @@ def row(kind: str, norm: str, name: str, m: dict[str, Any]) -> str:
     lo, hi = t["ci95"]["macro_auroc"]
     se = " | ".join(f"{pc[c]['sensitivity']:.3f} / {pc[c]['ppv']:.3f}" for c in "NSVF")
     key = next((k for k in t if k.startswith("vs_")), None)
-    delta = "–"
-    if key:
-        d = t[key]
-        delta = f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] ({key[3:]})"
+    delta = f"{paired(t[key])} ({key[3:]})" if key else "–"
     if name == "rr_baseline":
         kind = norm = "–"
     return (
@@ -43,18 +50,13 @@ def main(folder: Path) -> None:
     rr_shown = False
     for kind in ("window", "context"):
         for norm in ("record", "none"):
-            paths = [folder / f"{kind}_{norm}" / "report.json", folder / f"{kind}_{norm}_report.json"]
-            path = next((p for p in paths if p.exists()), None)
+            path = report(folder, f"{kind}_{norm}")
             if path is None:
                 continue
             for name, m in json.loads(path.read_text())["models"].items():
                 if name != "rr_baseline" or not rr_shown:
                     print(row(kind, norm, name, m))
             rr_shown = True
-
-
-def paired(d: dict[str, Any]) -> str:
-    return f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
 def curve(folder: Path) -> None:
@@ -65,11 +67,9 @@ def curve(folder: Path) -> None:
         "| fusion − random-init fusion |"
     )
     print("|" + "---|" * 7)
-    # steps.sh writes step_<N>/report.json; docs/results/beats/steps keeps them as step_<N>_report.json
-    paths = [*folder.glob("step_*/report.json"), *folder.glob("step_*_report.json")]
-    reports = {int(re.search(r"step_(\d+)", str(p)).group(1)): p for p in paths}
-    for step in sorted(reports):
-        m = json.loads(reports[step].read_text())["models"]
+    steps = {int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"step_(\d+)(_report\.json)?", p.name))}
+    for step in sorted(steps):
+        m = json.loads(report(folder, f"step_{step}").read_text())["models"]
         model, fused = m["model"]["test"], m["model+rr_fusion"]
         print(
             f"| {step} | {model['macro_auroc']:.3f} | {m['random_init']['test']['macro_auroc']:.3f} | "
