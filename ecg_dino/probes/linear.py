@@ -127,6 +127,15 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.where(std < 1e-8, 1.0, std)
 
 
+def fit_linear(
+    x: np.ndarray, y: np.ndarray, multilabel: bool, l2: float, class_weights: np.ndarray | None = None
+) -> LinearProbe:
+    """One head at a fixed L2 strength, standardised on ``x``: refits a chosen penalty on other beats."""
+    mean, std = standardiser(x)
+    weight, bias = fit_head((x - mean) / std, y, multilabel, l2, class_weights)
+    return LinearProbe(mean, std, weight, bias, l2=l2, multilabel=multilabel)
+
+
 def validation_score(scores: np.ndarray, y: np.ndarray, multilabel: bool) -> float:
     """Macro AUROC over labels/classes with both positives and negatives in the validation split."""
     target = y if multilabel else np.eye(scores.shape[1])[y]

@@ -16,7 +16,7 @@ from ecg_dino.features.cache import EmbeddingCache
 from ecg_dino.leads import parse_lead_map
 from ecg_dino.probes import mitbih
 from ecg_dino.probes.embedding import REFERENCE_BEATS, BeatFeatures, beat_featurizer, feature_part, record_centred
-from ecg_dino.probes.fusion import fuse_heads
+from ecg_dino.probes.fusion import FOLDS, fuse_heads
 from ecg_dino.probes.linear import LinearProbe
 from ecg_dino.probes.options import MITBIHProbeOptions
 from ecg_dino.probes.report import write_report
@@ -70,9 +70,9 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
                 x1_rr, beats1, x2_rr, beats2, in_val, opts.seed, opts.n_boot
             )
             probs[f"{name}+rr"] = head_rr.scores(x2_rr)
-            fused, val_scores = fuse_heads(head, rr_head, x1_rr[in_val], beats1.label[in_val])
+            fused, cv_scores = fuse_heads(head, rr_head, x1, rr[train], beats1.label, beats1.patient_id, opts.seed)
             report = mitbih.beat_head_report(fused, x1_rr, beats1, x2_rr, beats2, in_val, opts.seed, opts.n_boot)
-            models[f"{name}+rr_fusion"] = report | {"fusion_weight": fused.weight, "val_macro_auroc": val_scores}
+            models[f"{name}+rr_fusion"] = report | {"fusion_weight": fused.weight, "cv_macro_auroc": cv_scores}
             probs[f"{name}+rr_fusion"] = fused.scores(x2_rr)
         if opts.robustness and opts.test_dir is None:
             models[name].update(nstdb_robustness(head, feats, beats1, x1, ds2, beats2, x2, noise_dir, opts))
@@ -92,6 +92,7 @@ def probe_mitbih(opts: MITBIHProbeOptions) -> Path:
             "beat normalisation": BEAT_NORM_TEXT[opts.beat_norm],
             "part": opts.part,
             "with RR features": opts.with_rr,
+            "fusion weight": FUSION_TEXT if opts.with_rr else "no fusion",
             "precision": opts.precision,
             "seed": opts.seed,
             **split.description,
@@ -168,6 +169,7 @@ def nstdb_robustness(
     return out
 
 
+FUSION_TEXT = f"chosen by {FOLDS}-fold patient-grouped cross-validation over every training patient"
 BEAT_NORM_TEXT = {
     "record": f"each beat minus its record's median beat feature ({REFERENCE_BEATS} beats evenly spaced in time, "
     "same condition, no labels)",
