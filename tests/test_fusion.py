@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from ecg_dino.probes.fusion import FusedHead, fuse_heads, patient_folds
 from ecg_dino.probes.linear import fit_probe
@@ -36,6 +37,8 @@ def test_folds_keep_each_patient_whole_and_are_balanced() -> None:
     per_fold = [len(set(patients[fold == k])) for k in range(3)]
     assert sorted(per_fold) == [2, 2, 3]
     np.testing.assert_array_equal(fold, patient_folds(patients, 3, seed=1))  # seeded: the same folds again
+    with pytest.raises(ValueError, match="at least 2 training patients, got 1"):
+        patient_folds(np.array(["p0"] * 5, dtype=object), 3, seed=1)
 
 
 def test_the_weight_is_chosen_by_cross_validation_over_patients() -> None:

@@ -48,6 +48,8 @@ class FusedHead:
 def patient_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Fold index per beat: the patients, shuffled with ``seed``, dealt in turn into ``folds`` folds."""
     patients = np.random.default_rng(seed).permutation(np.unique(groups))
+    if len(patients) < 2:
+        raise ValueError(f"fusion weight: cross-validation needs at least 2 training patients, got {len(patients)}")
     fold_of = {p: i % folds for i, p in enumerate(patients)}
     return np.array([fold_of[g] for g in groups])
 
