@@ -117,4 +117,6 @@ def test_probe_with_context_features_and_rr(tmp_path: Path, tiny_backbone_file: 
     assert lo <= both["vs_rr_baseline"]["difference"] <= hi
     assert "4 s crops" in report["settings"]["beat embedding"]
     assert "model+rr − rr_baseline" in (out / "report.md").read_text()
+    assert set(both["vs_rr_baseline"]["per_class"]) == {"N", "S", "V", "F", "Q"}
+    assert "Over N, S, V, F: " in (out / "report.md").read_text()
     assert "beats/s" in report["settings"]["beat embedding time"]["model"]

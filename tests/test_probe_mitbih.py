@@ -212,6 +212,16 @@ def test_paired_difference_cancels_the_shared_patient_spread() -> None:
     for c in beat_features.AAMI_CLASSES:
         lo, hi = a["per_class"][c]["auroc_ci95"]
         assert lo <= a["per_class"][c]["auroc"] <= hi
+        gain = a["per_class"][c]["auroc"] - b["per_class"][c]["auroc"]
+        assert paired["per_class"][c]["difference"] == pytest.approx(gain)
+    nsvf = np.mean([paired["per_class"][c]["difference"] for c in "NSVF"])
+    assert paired["macro_nsvf"]["difference"] == pytest.approx(nsvf)
+    # A gain in Q alone moves the macro by a fifth of it and leaves N, S, V, F (and their macro) exactly as they were.
+    only_q = baseline.copy()
+    only_q[:, 4] = better[:, 4]
+    q = mitbih.paired_auroc_difference(only_q, baseline, y, groups, 200, seed=0)
+    assert q["difference"] == pytest.approx(q["per_class"]["Q"]["difference"] / 5) and q["difference"] > 0
+    assert q["macro_nsvf"]["difference"] == 0 and q["macro_nsvf"]["ci95"] == (0.0, 0.0)
 
 
 def test_feature_parts_split_the_class_token_from_the_patch_tokens() -> None:

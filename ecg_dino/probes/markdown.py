@@ -177,11 +177,17 @@ def mitbih_markdown(report: dict[str, Any]) -> str:
     for m in names:
         for key, paired in models[m]["test"].items():
             if key.startswith("vs_"):
-                parts.append(
+                line = (
                     f"Paired difference, {m} − {key[3:]}, macro AUROC on the same patient resamples: "
                     f"{fmt(paired['difference'], paired['ci95'])}; not positive in "
                     f"{paired['share_not_positive']:.1%} of {paired['n_boot']} resamples."
                 )
+                if "per_class" in paired:
+                    per_class = paired["per_class"].items()
+                    classes = ", ".join(f"{c} {fmt(d['difference'], d['ci95'])}" for c, d in per_class)
+                    nsvf = paired["macro_nsvf"]
+                    line += f" Over N, S, V, F: {fmt(nsvf['difference'], nsvf['ci95'])}. Per class: {classes}."
+                parts.append(line)
     for m in names:
         cm = models[m]["test"]["confusion"]
         classes = list(models[m]["test"]["per_class"])

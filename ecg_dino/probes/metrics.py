@@ -177,13 +177,30 @@ def paired_difference(
     difference, its 95 % CI and the share of resamples where it is not positive. Paired, so the spread between
     samples (or patients) that both models share cancels; two separate CIs keep it. ``metric(scores, weights)``
     maps weights [r, N] to r values."""
+    return paired_differences(lambda s, w: metric(s, w)[:, None], scores, baseline, n_boot, seed, groups)[0]
+
+
+def paired_differences(
+    metrics: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    scores: np.ndarray,
+    baseline: np.ndarray,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """``paired_difference`` of M metrics in one pass over the resamples: ``metrics(scores, weights)`` maps
+    weights [r, N] to values [r, M]; one summary per metric."""
     ones = np.ones((1, len(scores)))
     diffs = np.concatenate(
-        [metric(scores, w) - metric(baseline, w) for w in bootstrap_weights(len(scores), n_boot, seed, groups)]
+        [metrics(scores, w) - metrics(baseline, w) for w in bootstrap_weights(len(scores), n_boot, seed, groups)]
     )
-    return {
-        "difference": float(metric(scores, ones)[0] - metric(baseline, ones)[0]),
-        "ci95": percentile_ci(diffs),
-        "share_not_positive": float(np.mean(diffs[~np.isnan(diffs)] <= 0)),
-        "n_boot": n_boot,
-    }
+    point = metrics(scores, ones)[0] - metrics(baseline, ones)[0]
+    return [
+        {
+            "difference": float(point[m]),
+            "ci95": percentile_ci(d),
+            "share_not_positive": float(np.mean(d[~np.isnan(d)] <= 0)),
+            "n_boot": n_boot,
+        }
+        for m, d in enumerate(diffs.T)
+    ]
