@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 
-def paired(d: dict[str, Any]) -> str:
-    """A paired difference with its CI: +0.014 [+0.005, +0.025]."""
-    return f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+def paired(d: dict[str, Any] | None) -> str:
+    """A paired difference with its CI: +0.014 [+0.005, +0.025]; – where the report has none."""
+    return "–" if d is None else f"{d['difference']:+.3f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
 
 
 def report(folder: Path, stem: str) -> Path | None:
@@ -25,13 +25,14 @@ def report(folder: Path, stem: str) -> Path | None:
 
 
 def row(kind: str, norm: str, name: str, m: dict[str, Any]) -> str:
-    """One Markdown row: AUROC [CI], F1, jκ, accuracy, Se / +P per class, within-patient, patient share, paired Δ."""
+    """One Markdown row: AUROC [CI], F1, jκ, accuracy, Se / +P per class, within-patient, patient share, paired Δ
+    of the macro and of the macro over N, S, V, F."""
     t, pc = m["test"], m["test"]["per_class"]
     head = f"{name} (w={m['fusion_weight']:g})" if name.endswith("fusion") else name
     lo, hi = t["ci95"]["macro_auroc"]
     se = " | ".join(f"{pc[c]['sensitivity']:.3f} / {pc[c]['ppv']:.3f}" for c in "NSVF")
     key = next((k for k in t if k.startswith("vs_")), None)
-    delta = f"{paired(t[key])} ({key[3:]})" if key else "–"
+    delta = f"{paired(t[key])} ({key[3:]}) | {paired(t[key].get('macro_nsvf'))}" if key else "– | –"
     if name == "rr_baseline":
         kind = norm = "–"
     return (
@@ -44,9 +45,9 @@ def row(kind: str, norm: str, name: str, m: dict[str, Any]) -> str:
 def main(folder: Path) -> None:
     print(
         "| features | norm | head | macro AUROC | macro F1 | jκ | acc | N Se/+P | S Se/+P | V Se/+P | F Se/+P "
-        "| within | within S | patient share | paired Δ |"
+        "| within | within S | patient share | paired Δ | paired Δ N, S, V, F |"
     )
-    print("|" + "---|" * 15)
+    print("|" + "---|" * 16)
     rr_shown = False
     for kind in ("window", "context"):
         for norm in ("record", "none"):
@@ -64,17 +65,19 @@ def curve(folder: Path) -> None:
     random-init twin, the fusion against RR alone and against the random-init fusion (all paired)."""
     print(
         "| step | model | random init | model − random init | fusion (w) | fusion − RR alone "
-        "| fusion − random-init fusion |"
+        "| fusion − RR alone, N, S, V, F | fusion − random-init fusion |"
     )
-    print("|" + "---|" * 7)
+    print("|" + "---|" * 8)
     steps = {int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(r"step_(\d+)(_report\.json)?", p.name))}
     for step in sorted(steps):
         m = json.loads(report(folder, f"step_{step}").read_text())["models"]
         model, fused = m["model"]["test"], m["model+rr_fusion"]
+        vs_rr = fused["test"]["vs_rr_baseline"]
         print(
             f"| {step} | {model['macro_auroc']:.3f} | {m['random_init']['test']['macro_auroc']:.3f} | "
             f"{paired(model['vs_random_init'])} | {fused['test']['macro_auroc']:.3f} ({fused['fusion_weight']:g}) | "
-            f"{paired(fused['test']['vs_rr_baseline'])} | {paired(fused['test']['vs_random_init+rr_fusion'])} |"
+            f"{paired(vs_rr)} | {paired(vs_rr.get('macro_nsvf'))} | "
+            f"{paired(fused['test']['vs_random_init+rr_fusion'])} |"
         )
 
 
