@@ -30,6 +30,8 @@ def test_weight_zero_is_the_rr_head_and_one_the_embedding_head() -> None:
 
 
 def test_folds_keep_each_patient_whole_and_are_balanced() -> None:
+    """No patient is split between folds (its beats would be seen out of fold), folds differ by at most one
+    patient, the same seed deals the same folds, and one patient is refused."""
     patients = np.array([f"p{i % 7}" for i in range(70)], dtype=object)
     fold = patient_folds(patients, 3, seed=1)
     for p in np.unique(patients):
