@@ -47,11 +47,12 @@ class FusedHead:
 
 def patient_folds(groups: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Fold index per beat: the patients, shuffled with ``seed``, dealt in turn into ``folds`` folds."""
-    patients = np.random.default_rng(seed).permutation(np.unique(groups))
+    patients, patient_of_beat = np.unique(groups, return_inverse=True)
     if len(patients) < 2:
         raise ValueError(f"fusion weight: cross-validation needs at least 2 training patients, got {len(patients)}")
-    fold_of = {p: i % folds for i, p in enumerate(patients)}
-    return np.array([fold_of[g] for g in groups])
+    fold_of_patient = np.empty(len(patients), dtype=int)
+    fold_of_patient[np.random.default_rng(seed).permutation(len(patients))] = np.arange(len(patients)) % folds
+    return fold_of_patient[patient_of_beat]
 
 
 def out_of_fold_log_probs(head: LinearProbe, x: np.ndarray, y: np.ndarray, fold: np.ndarray) -> np.ndarray:
